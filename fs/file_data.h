@@ -1,0 +1,94 @@
+// File data: the page cache, writeback and the mapping of file blocks to the
+// data file. The POSIX layer (filesystem.h) calls it with the inode's io lock
+// held (exclusive for Write/Truncate/PunchHole/Preallocate, shared for Read)
+// and owns sizes and times; FileData owns pages, extents and reservations.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "reclaim/memory_manager.h"
+#include "storage/allocator.h"
+#include "storage/block_device.h"
+#include "storage/meta_store.h"
+
+namespace reclaimfs::fs {
+
+enum class ShrinkerMode { kNonBlocking, kBlocking };
+
+struct FileDataOptions {
+  double dirty_background_ratio = 0.10;  // of the cache budget: start background writeback
+  double dirty_ratio = 0.20;             // of the cache budget: throttle dirtiers
+  uint32_t dirty_expire_ms = 3000;       // periodic writeback of older dirty pages
+  uint32_t writeback_interval_ms = 500;  // how often the periodic flusher looks
+  unsigned flusher_threads = 2;
+  uint64_t readahead_bytes = 128 * 1024;
+  ShrinkerMode shrinker_mode = ShrinkerMode::kNonBlocking;
+  uint32_t max_dirty_pause_ms = 200;     // bound of one throttle pause
+};
+
+// Implemented by the POSIX layer: writeback adds the inode's current record
+// (size, times) to the batch that commits the extents the data now occupies,
+// so size and extents reach the store together, after the data.
+class InodeRecordSource {
+ public:
+  virtual ~InodeRecordSource() = default;
+  virtual void AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* batch) = 0;
+};
+
+class FileData {
+ public:
+  FileData(storage::MetaStore* meta, storage::Allocator* alloc, storage::BlockDevice* dev,
+           reclaim::MemoryManager* mm, InodeRecordSource* records, FileDataOptions options);
+  ~FileData();  // Shutdown() if not done
+
+  // Registers the page-cache shrinker, starts flushers.
+  absl::Status Start();
+  // Writes back everything, waits for IO, stops flushers, unregisters.
+  absl::Status Shutdown();
+
+  // Reads [off, off+len) of a file whose size is file_size; short at EOF.
+  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out);
+  // Copies data into the page cache, dirtying pages; reserves blocks for
+  // holes (ENOSPC here, not at writeback); throttles the caller when dirty
+  // memory is over the dirty limit. The caller updates the size afterwards.
+  absl::Status Write(uint64_t ino, uint64_t file_size, uint64_t off, const char* data, size_t len);
+  // Drops pages past new_size, zeroes the tail of the last page, frees blocks
+  // past new_size; commits the extent changes with the inode record.
+  absl::Status Truncate(uint64_t ino, uint64_t old_size, uint64_t new_size);
+  // Zeroes [off, off+len): drops whole pages and frees their blocks.
+  absl::Status PunchHole(uint64_t ino, uint64_t file_size, uint64_t off, uint64_t len);
+  // fallocate mode 0: allocates blocks for holes in [off, off+len) as
+  // unwritten extents (read as zeros). ENOSPC if they do not fit.
+  absl::Status Preallocate(uint64_t ino, uint64_t off, uint64_t len);
+  // Writes back the file's dirty pages, waits for them, then commits the
+  // inode record durably (datasync: skip if only times changed).
+  absl::Status Sync(uint64_t ino, bool datasync);
+  absl::Status SyncAll();
+  // lseek SEEK_DATA / SEEK_HOLE, counting dirty pages as data. ENXIO past EOF.
+  absl::StatusOr<uint64_t> SeekData(uint64_t ino, uint64_t file_size, uint64_t off);
+  absl::StatusOr<uint64_t> SeekHole(uint64_t ino, uint64_t file_size, uint64_t off);
+  // Blocks allocated or reserved, in units of 512 bytes (st_blocks).
+  uint64_t AllocatedSectors(uint64_t ino);
+
+  // Eviction of a clean inode's cached state. nonblocking: Unavailable
+  // (EAGAIN) if pages are dirty, under writeback or referenced; the caller
+  // queues a retry.
+  absl::Status Evict(uint64_t ino, bool nonblocking);
+  // nlink == 0 and no opens: drop pages, free all blocks and extents in one
+  // batch (along with `batch`'s other records, e.g. inode deletion).
+  absl::Status Deallocate(uint64_t ino, storage::MetaStore::Batch* batch);
+
+  // Text "name value" lines: cache pages, dirty, writeback, hits, misses...
+  std::string StatsText() const;
+  uint64_t page_size() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,185 @@
+// The POSIX layer: namespace and attribute semantics over the metadata store,
+// the inode cache and FileData. Independent of FUSE: unit tests drive it
+// directly and fs/fuse_* translate requests and errno. Node ids are inode
+// numbers (root = 1). Every call that returns Attributes for a new reference
+// (Lookup, Mknod, Mkdir, Symlink, Link, Create, accepted readdirplus entries)
+// adds one to the node's lookup count, which Forget() takes back.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fs/file_data.h"
+#include "reclaim/memory_manager.h"
+#include "storage/format.h"
+#include "storage/meta_store.h"
+#include "storage/uring_block_store.h"
+
+namespace reclaimfs::fs {
+
+inline constexpr size_t kNameMax = 255;
+
+struct RequestContext {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t pid = 0;
+  uint32_t umask = 022;
+  std::vector<uint32_t> groups;  // supplementary groups, if known
+};
+
+struct Attributes {
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0, gid = 0;
+  uint64_t rdev = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;   // 512-byte units
+  uint32_t blksize = 4096;
+  uint64_t generation = 0;
+  storage::Timespec atime, mtime, ctime;
+  void ToStat(struct stat* st) const;
+};
+
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;
+  std::optional<uint32_t> uid, gid;
+  std::optional<uint64_t> size;
+  // Times: a value, or "now". ctime is always updated on change.
+  std::optional<storage::Timespec> atime, mtime;
+  bool atime_now = false, mtime_now = false;
+  std::optional<uint64_t> fh;  // ftruncate etc.
+};
+
+struct OpenFile {
+  uint64_t fh = 0;
+  bool direct_io = true;   // bypass the kernel page cache (default)
+  bool keep_cache = false;
+};
+
+struct DirListEntry {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t type = 0;          // S_IFMT bits
+  uint64_t next_offset = 0;   // pass back to ReadDir to continue after this entry
+  Attributes attr;            // filled when plus == true
+};
+
+struct FsStats {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0, blocks_free = 0, blocks_avail = 0;
+  uint64_t files = 0, files_free = 0;
+  uint64_t name_max = kNameMax;
+};
+
+struct FilesystemOptions {
+  std::string store_dir;
+  bool read_only = false;
+  bool kernel_cache = false;        // false: FOPEN_DIRECT_IO on every open file
+  bool atime = true;                // false: noatime
+  bool relatime = true;             // atime only if older than mtime/ctime or 1 day
+  reclaim::MemoryOptions memory;
+  storage::MetaOptions meta;
+  storage::UringOptions uring;
+  FileDataOptions data;
+  double inode_cache_fraction = 0.25;  // share of the budget the inode cache may hold before its shrinker bites
+};
+
+class Filesystem {
+ public:
+  // Opens the store (clear errors for missing/corrupt/locked), checks the
+  // superblock, replays orphans (frees unlinked-but-open inodes left by a
+  // crash), starts kswapd, flushers and the eviction retry thread.
+  static absl::StatusOr<std::unique_ptr<Filesystem>> Open(const FilesystemOptions& options);
+  ~Filesystem();  // Shutdown() if not done
+
+  // Writes back everything, waits for queued evictions, closes the store.
+  absl::Status Shutdown();
+
+  absl::StatusOr<Attributes> Lookup(const RequestContext& ctx, uint64_t parent, std::string_view name);
+  void Forget(uint64_t ino, uint64_t nlookup);
+  absl::StatusOr<Attributes> GetAttr(uint64_t ino);
+  absl::StatusOr<Attributes> SetAttr(const RequestContext& ctx, uint64_t ino, const SetAttrRequest& req);
+
+  absl::StatusOr<Attributes> Mknod(const RequestContext& ctx, uint64_t parent, std::string_view name,
+                                   uint32_t mode, uint64_t rdev);
+  absl::StatusOr<Attributes> Mkdir(const RequestContext& ctx, uint64_t parent, std::string_view name,
+                                   uint32_t mode);
+  absl::StatusOr<Attributes> Symlink(const RequestContext& ctx, uint64_t parent, std::string_view name,
+                                     std::string_view target);
+  absl::StatusOr<std::string> Readlink(uint64_t ino);
+  absl::StatusOr<Attributes> Link(const RequestContext& ctx, uint64_t ino, uint64_t new_parent,
+                                  std::string_view new_name);
+  absl::Status Unlink(const RequestContext& ctx, uint64_t parent, std::string_view name);
+  absl::Status Rmdir(const RequestContext& ctx, uint64_t parent, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (RENAME_WHITEOUT -> EINVAL).
+  absl::Status Rename(const RequestContext& ctx, uint64_t parent, std::string_view name,
+                      uint64_t new_parent, std::string_view new_name, unsigned flags);
+
+  absl::StatusOr<OpenFile> Open(const RequestContext& ctx, uint64_t ino, int flags);
+  absl::StatusOr<std::pair<Attributes, OpenFile>> Create(const RequestContext& ctx, uint64_t parent,
+                                                         std::string_view name, uint32_t mode, int flags);
+  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
+  // O_APPEND handles write at the current end of file.
+  absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size);
+  absl::Status Flush(uint64_t ino, uint64_t fh);
+  absl::Status Release(uint64_t ino, uint64_t fh);
+  absl::Status Fsync(uint64_t ino, uint64_t fh, bool datasync);
+
+  absl::StatusOr<uint64_t> OpenDir(const RequestContext& ctx, uint64_t ino, int flags);
+  // Entries after `offset` (0 = start; "." and ".." come first). fn returns
+  // false when the caller's buffer is full; that entry is not consumed and,
+  // for plus, gets no lookup reference.
+  absl::Status ReadDir(const RequestContext& ctx, uint64_t ino, uint64_t fh, uint64_t offset, bool plus,
+                       const std::function<bool(const DirListEntry&)>& fn);
+  absl::Status ReleaseDir(uint64_t ino, uint64_t fh);
+  absl::Status FsyncDir(uint64_t ino, uint64_t fh, bool datasync);
+
+  absl::StatusOr<FsStats> StatFs();
+
+  // flags: XATTR_CREATE / XATTR_REPLACE.
+  absl::Status SetXattr(const RequestContext& ctx, uint64_t ino, std::string_view name,
+                        std::string_view value, int flags);
+  absl::StatusOr<std::string> GetXattr(uint64_t ino, std::string_view name);
+  absl::StatusOr<std::vector<std::string>> ListXattr(uint64_t ino);
+  absl::Status RemoveXattr(const RequestContext& ctx, uint64_t ino, std::string_view name);
+
+  // mask: F_OK / R_OK|W_OK|X_OK, checked against ctx.
+  absl::Status Access(const RequestContext& ctx, uint64_t ino, int mask);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
+  absl::Status Fallocate(const RequestContext& ctx, uint64_t ino, uint64_t fh, int mode, uint64_t off,
+                         uint64_t len);
+  // SEEK_SET/CUR/END are the kernel's; this answers SEEK_DATA and SEEK_HOLE.
+  absl::StatusOr<uint64_t> Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence);
+
+  // Remount read-only / read-write (the kernel enforces EROFS on writes; this
+  // flushes and records the state).
+  absl::Status SetReadOnly(bool read_only);
+
+  // Statistics text for the control socket: memory, reclaim, page cache,
+  // inode cache, writeback, eviction counters, one "name value" per line.
+  std::string StatsText() const;
+  reclaim::MemoryManager& memory();
+
+  // Ids of nodes whose kernel dentries the inode-cache shrinker would like
+  // dropped; the FUSE adapter sends fuse_lowlevel_notify_inval_entry for them
+  // from a worker thread (never from a request thread).
+  struct InvalRequest { uint64_t parent; std::string name; };
+  void SetInvalidator(std::function<void(const InvalRequest&)> invalidate);
+
+ private:
+  Filesystem();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,94 @@
+// The reclaim core: scans every registered shrinker in proportion to its size
+// and seeks, at falling priority, and aggregates backoff hints into one
+// bounded wait per full pass (never one wait per shrinker).
+//
+// Scan arithmetic follows mm/vmscan.c: at priority p a shrinker with F
+// freeable objects is asked for (F >> p) * 4 / seeks, in batches of 128, with
+// a minimum so small caches still feel pressure. What a direct reclaimer
+// could not scan (scope forbade it, or it stopped early) is added to the
+// shrinker's deferred count, capped at 2x freeable, and kswapd picks it up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <vector>
+
+#include "reclaim/memory_budget.h"
+#include "reclaim/progress_event.h"
+#include "reclaim/shrinker.h"
+#include "reclaim/stats.h"
+
+namespace reclaimfs::reclaim {
+
+struct ReclaimOptions {
+  uint64_t batch = 128;
+  uint64_t min_scan = 32;  // floor per shrinker per pass when it has objects
+  // Bound of the single aggregated wait after a pass that freed too little.
+  std::chrono::microseconds backoff_timeout{10'000};
+  // Direct reclaim: passes (each followed by at most one bounded wait) a
+  // single DirectReclaim() call may make.
+  int direct_max_passes = 2;
+  // Direct reclaim throttle after a failed attempt (waits on progress event).
+  std::chrono::microseconds direct_throttle_timeout{2'000};
+};
+
+struct ReclaimPassResult {
+  uint64_t scanned = 0;
+  uint64_t freed = 0;         // objects
+  uint64_t freed_bytes = 0;   // by budget delta
+  bool backoff_requested = false;
+  bool waited = false;        // the aggregated wait happened
+};
+
+class ReclaimCore : public PressureHandler {
+ public:
+  ReclaimCore(MemoryBudget* budget, ProgressEvent* progress, ReclaimStats* stats,
+              ReclaimOptions options = {});
+  ~ReclaimCore() override;
+
+  void Register(Shrinker* shrinker);
+  // Blocks until no scan of this shrinker is running.
+  void Unregister(Shrinker* shrinker);
+
+  // Called by direct reclaim when it is still short: kicks the flushers.
+  void SetWritebackKicker(std::function<void()> kick);
+  // Called by WakeKswapd (the Kswapd object installs itself).
+  void SetKswapdWaker(std::function<void()> wake);
+
+  // Reclaims until free budget >= target_free or priority runs out; one
+  // aggregated bounded wait per pass when hints ask to back off.
+  // Used by kswapd (who = kKswapd) and by tests.
+  ReclaimPassResult Reclaim(Reclaimer who, uint64_t target_free);
+
+  // One pass over all shrinkers at `priority`, no waiting. Exposed for tests.
+  ReclaimPassResult ShrinkAll(Reclaimer who, int priority, uint32_t scope);
+
+  // PressureHandler
+  void WakeKswapd() override;
+  void DirectReclaim(uint64_t bytes, int attempt) override;
+
+  uint64_t Deferred(const Shrinker* shrinker) const;
+  ReclaimStats* stats() { return stats_; }
+  ProgressEvent* progress() { return progress_; }
+  MemoryBudget* budget() { return budget_; }
+  const ReclaimOptions& options() const { return options_; }
+
+ private:
+  struct Entry;
+  uint64_t ScanOne(Entry& e, Reclaimer who, int priority, uint32_t scope,
+                   ReclaimPassResult* pass);
+
+  MemoryBudget* budget_;
+  ProgressEvent* progress_;
+  ReclaimStats* stats_;
+  ReclaimOptions options_;
+  mutable std::shared_mutex mu_;  // guards entries_; scans hold it shared
+  std::vector<std::unique_ptr<Entry>> entries_;
+  std::function<void()> writeback_kicker_;
+  std::function<void()> kswapd_waker_;
+};
+
+}  // namespace reclaimfs::reclaim

@@ -1,4 +1,5 @@
-// Lock-free latency histogram with log-spaced buckets (microseconds).
+// Lock-free latency histogram with log-spaced buckets (microseconds): four
+// buckets per power of two, so percentiles are within 25%; Max is exact.
 #pragma once
 
 #include <array>
@@ -21,7 +22,8 @@ class LatencyHistogram {
   std::string Summary() const;
 
  private:
-  static constexpr int kBuckets = 64;
+  // 4 exact buckets for 0..3, then 4 per power of two up to ~2^33 us.
+  static constexpr int kBuckets = 128;
   std::array<std::atomic<uint64_t>, kBuckets> buckets_{};
   std::atomic<uint64_t> count_{0};
   std::atomic<uint64_t> max_{0};

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "reclaim/stats.h"
 
 namespace reclaimfs::reclaim {
 
@@ -41,6 +42,8 @@ class MemoryBudget {
   MemoryBudget(uint64_t limit_bytes, WatermarkFractions fractions);
 
   void SetPressureHandler(PressureHandler* handler);
+  // Optional: mirror reserve_charges and allocation_failures into `stats`.
+  void SetStats(ReclaimStats* stats);
 
   // Charges `bytes`, entering bounded direct reclaim when needed. Returns
   // ResourceExhausted if the charge still cannot be made after
@@ -72,9 +75,18 @@ class MemoryBudget {
   // Counters the budget owns (the reclaim core owns the rest of ReclaimStats).
   uint64_t reserve_charges() const { return reserve_charges_.load(); }
   uint64_t failed_charges() const { return failed_charges_.load(); }
+  // Uncharges of more than was charged (a caller bug; clamped at zero).
+  uint64_t uncharge_underflows() const { return uncharge_underflows_.load(); }
 
  private:
   bool TryChargeAbove(uint64_t bytes, uint64_t floor_free);
+  // Fast path for the calling thread's scope: above min, else the reserve
+  // when the scope allows it. No reclaim.
+  bool TryChargeFast(uint64_t bytes, uint32_t scope);
+  void NotePeak(uint64_t used);
+  void CountReserveCharge();
+  void CountFailure();
+  void WakeIfBelowLow();
 
   std::atomic<uint64_t> limit_;
   std::atomic<uint64_t> used_{0};
@@ -83,7 +95,9 @@ class MemoryBudget {
   std::atomic<PressureHandler*> handler_{nullptr};
   std::atomic<uint64_t> reserve_charges_{0};
   std::atomic<uint64_t> failed_charges_{0};
-  int max_direct_attempts_ = 16;
+  std::atomic<uint64_t> uncharge_underflows_{0};
+  std::atomic<ReclaimStats*> stats_{nullptr};
+  std::atomic<int> max_direct_attempts_{16};  // live-tunable
 };
 
 }  // namespace reclaimfs::reclaim

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "reclaim/kswapd.h"
 #include "reclaim/memory_budget.h"
@@ -30,6 +31,10 @@ class MemoryManager {
   ProgressEvent& progress() { return progress_; }
   ReclaimStats& stats() { return stats_; }
   Kswapd& kswapd() { return kswapd_; }
+
+  // Budget (limit, used, free, peak, watermarks) followed by Stats::Format(),
+  // one "name value" a line.
+  std::string StatsText() const;
 
  private:
   ReclaimStats stats_;

@@ -41,6 +41,7 @@ struct ReclaimPassResult {
   uint64_t freed_bytes = 0;   // by budget delta
   bool backoff_requested = false;
   bool waited = false;        // the aggregated wait happened
+  bool signalled = false;     // the pass freed memory and bumped the progress event
 };
 
 class ReclaimCore : public PressureHandler {
@@ -54,6 +55,7 @@ class ReclaimCore : public PressureHandler {
   void Unregister(Shrinker* shrinker);
 
   // Called by direct reclaim when it is still short: kicks the flushers.
+  // Both hooks are installed once, before the core is used concurrently.
   void SetWritebackKicker(std::function<void()> kick);
   // Called by WakeKswapd (the Kswapd object installs itself).
   void SetKswapdWaker(std::function<void()> wake);
@@ -80,6 +82,10 @@ class ReclaimCore : public PressureHandler {
   struct Entry;
   uint64_t ScanOne(Entry& e, Reclaimer who, int priority, uint32_t scope,
                    ReclaimPassResult* pass);
+  // Objects to ask of a cache with `freeable` objects at `priority`.
+  uint64_t ScanTarget(uint64_t freeable, int seeks, int priority) const;
+  // Adds work for kswapd, keeping the total at most 2x freeable.
+  void Defer(Entry& e, uint64_t work, uint64_t freeable);
 
   MemoryBudget* budget_;
   ProgressEvent* progress_;

@@ -27,6 +27,8 @@ struct ReclaimStats {
   std::atomic<uint64_t> deferred_done{0};
   std::atomic<uint64_t> reserve_charges{0};     // charges that dipped below min
   std::atomic<uint64_t> writeback_kicks{0};
+  std::atomic<uint64_t> direct_throttles{0};         // bounded waits after a short direct pass
+  std::atomic<uint64_t> direct_throttle_timeouts{0}; // ... that ended by timeout
   std::atomic<uint64_t> dirty_throttle_pauses{0};
 
   LatencyHistogram direct_stall_us;     // time a charge spent in direct reclaim

@@ -5,7 +5,9 @@
 // Disabled (one relaxed atomic load) unless a test enables it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -29,12 +31,13 @@ class SyncPoint {
   uint64_t timeouts() const;
 
   void Process(const char* point);
-  bool enabled() const;
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
 
  private:
   SyncPoint();
   struct Impl;
   Impl* impl_;
+  std::atomic<bool> enabled_{false};
 };
 
 }  // namespace reclaimfs::reclaim

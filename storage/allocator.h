@@ -1,12 +1,16 @@
-// Free-space allocator for the data file, in blocks. The free map lives in
-// memory (loaded from the free-space column family at mount) and every change
-// is recorded into the metadata Batch that also carries the extent change, so
-// the two are persisted atomically. Call the mutating methods from inside a
-// MetaStore::Commit prepare callback so persisted order matches memory order.
+// Free-space allocator for the data file, in blocks.
+//
+// It keeps two maps. The *allocatable* map is what Allocate hands out; the
+// *on-disk* map mirrors the free-space column family. Allocate takes runs out
+// of the allocatable map only, so blocks being written stay free on disk
+// until the commit that adds their extents calls CommitAllocation (inside
+// MetaStore::Commit's prepare callback, under the commit lock). Thus every
+// persisted state has free space + extents == all blocks, whatever order
+// concurrent writebacks commit in, and a crash never leaks blocks.
 //
 // Delayed allocation: writers Reserve() blocks when they dirty a hole (so
-// ENOSPC is reported at write time), writeback later turns reservations into
-// real extents with AllocateReserved(), or Unreserve() returns them.
+// ENOSPC is reported at write time); writeback turns reservations into runs
+// with Allocate(from_reservation=true), or Unreserve() returns them.
 #pragma once
 
 #include <cstdint>
@@ -38,27 +42,35 @@ class Allocator {
   absl::Status Reserve(uint64_t n);
   void Unreserve(uint64_t n);
 
-  // Allocates n blocks, preferring one contiguous run at or after `goal`
-  // (the disk block after the file's previous extent), else the first run
-  // that fits, else several runs. `from_reservation` consumes reserved
-  // blocks. Records the free-map changes into `batch`.
-  absl::StatusOr<std::vector<BlockRun>> Allocate(uint64_t n, uint64_t goal, bool from_reservation,
-                                                 MetaStore::Batch* batch);
-  // Returns a run to the free map (merging neighbours), recorded into batch.
+  // Allocates n blocks from the allocatable map, preferring one contiguous
+  // run at or after `goal` (the disk block after the file's previous extent),
+  // else the first run that fits, else several runs. `from_reservation`
+  // consumes reserved blocks. Nothing is recorded on disk yet.
+  absl::StatusOr<std::vector<BlockRun>> Allocate(uint64_t n, uint64_t goal, bool from_reservation);
+  // Call from the prepare callback of the commit that adds extents for these
+  // runs: records them as used in the on-disk map (changes go into batch).
+  void CommitAllocation(const std::vector<BlockRun>& runs, MetaStore::Batch* batch);
+  // The write failed or was abandoned: the runs become allocatable again.
+  void CancelAllocation(const std::vector<BlockRun>& runs);
+  // Call from the prepare callback of the commit that removes the extents:
+  // the run becomes free on disk (merged with neighbours, recorded into
+  // batch) and allocatable again.
   void Free(BlockRun run, MetaStore::Batch* batch);
 
   uint64_t total_blocks() const { return total_; }
-  uint64_t free_blocks() const;      // in the free map
+  uint64_t free_blocks() const;      // in the allocatable map
   uint64_t reserved_blocks() const;  // promised to dirty data
   uint64_t available_blocks() const; // free - reserved (what statfs reports)
-  std::vector<BlockRun> FreeRuns() const;  // for fsck and tests
+  std::vector<BlockRun> FreeRuns() const;      // allocatable map, for tests
+  std::vector<BlockRun> DiskFreeRuns() const;  // on-disk map, for tests
 
  private:
   mutable std::mutex mu_;
   uint64_t total_;
-  uint64_t free_ = 0;
+  uint64_t free_ = 0;      // blocks in the allocatable map
   uint64_t reserved_ = 0;
-  std::map<uint64_t, uint64_t> runs_;  // start -> length
+  std::map<uint64_t, uint64_t> runs_;       // allocatable: start -> length
+  std::map<uint64_t, uint64_t> disk_runs_;  // mirrors the free-space column family
 };
 
 }  // namespace reclaimfs::storage

@@ -1,0 +1,316 @@
+// reclaim_bench: mounts a store with a small cache budget, drives a working set
+// many times the budget with concurrent readers and dirtying writers, and
+// prints throughput, direct-reclaim stalls, the kswapd/direct split of reclaim,
+// backoff waits, dirty-throttle pauses and the daemon's peak RSS against its
+// budget — once per shrinker mode, then the ratios between the modes.
+//
+// It measures; it asserts nothing. Numbers come from the daemon's own
+// counters (reclaimfs-ctl stat) and /proc/PID/status.
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Stats = std::map<std::string, double>;
+
+struct Config {
+  std::string reclaimfs, mkfs, ctl;
+  uint64_t budget = 32ull << 20;
+  uint64_t meta_budget = 16ull << 20;
+  unsigned factor = 16;
+  unsigned seconds = 20;
+  unsigned readers = 4, writers = 4;
+  size_t io_size = 64 * 1024;
+  std::vector<std::string> modes{"nonblocking", "blocking"};
+  std::string extra_options;
+};
+
+struct Result {
+  std::string mode;
+  double read_mbps = 0, write_mbps = 0;
+  uint64_t vm_hwm = 0;
+  Stats stats;
+  bool ok = false;
+};
+
+uint64_t ParseSize(const std::string& s) {
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  switch (end && *end ? (*end | 0x20) : 0) {
+    case 'k': v *= 1ull << 10; break;
+    case 'm': v *= 1ull << 20; break;
+    case 'g': v *= 1ull << 30; break;
+    default: break;
+  }
+  return static_cast<uint64_t>(v);
+}
+
+int Run(const std::vector<std::string>& argv) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> a;
+    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    execv(a[0], a.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string Capture(const std::string& cmd) {
+  std::string out;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    pclose(f);
+  }
+  return out;
+}
+
+bool IsMounted(const std::string& mnt) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string f[5];
+    for (auto& x : f) ls >> x;
+    if (f[4] == mnt) return true;
+  }
+  return false;
+}
+
+uint64_t VmHwm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+Stats ParseStats(const std::string& text) {
+  Stats s;
+  std::istringstream in(text);
+  std::string name, value;
+  while (in >> name >> value) {
+    try {
+      s[name] = std::stod(value);
+    } catch (...) {
+    }
+  }
+  return s;
+}
+
+// Deterministic content so readers could verify; the benchmark only times.
+void Fill(char* buf, size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v = rng();
+    std::memcpy(buf + i, &v, 8);
+  }
+}
+
+Result RunMode(const Config& cfg, const std::string& mode) {
+  Result r;
+  r.mode = mode;
+  char tmpl[] = "/tmp/reclaimfs-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string store = dir + "/store", mnt = dir + "/mnt";
+  std::filesystem::create_directories(mnt);
+  uint64_t working_set = cfg.budget * cfg.factor;
+  uint64_t store_size = working_set * 2 + (256ull << 20);
+  if (Run({cfg.mkfs, store, "--size", std::to_string(store_size)}) != 0) {
+    std::fprintf(stderr, "mkfs failed\n");
+    return r;
+  }
+  std::string opts = "cache_budget=" + std::to_string(cfg.budget) +
+                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode;
+  if (!cfg.extra_options.empty()) opts += "," + cfg.extra_options;
+  pid_t daemon = fork();
+  if (daemon == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    execl(cfg.reclaimfs.c_str(), cfg.reclaimfs.c_str(), store.c_str(), mnt.c_str(), "-f", "-o",
+          opts.c_str(), nullptr);
+    _exit(127);
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (!IsMounted(mnt) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!IsMounted(mnt)) {
+    std::fprintf(stderr, "mount failed (%s)\n", mode.c_str());
+    kill(daemon, SIGKILL);
+    waitpid(daemon, nullptr, 0);
+    return r;
+  }
+
+  const unsigned nfiles = 8;
+  const uint64_t file_size = working_set / nfiles;
+  // Populate the working set (this already runs far over the budget).
+  {
+    std::vector<std::thread> fill;
+    for (unsigned f = 0; f < nfiles; ++f) {
+      fill.emplace_back([&, f] {
+        int fd = open((mnt + "/f" + std::to_string(f)).c_str(), O_CREAT | O_WRONLY, 0644);
+        std::vector<char> buf(1 << 20);
+        for (uint64_t off = 0; off < file_size; off += buf.size()) {
+          Fill(buf.data(), buf.size(), f * 1000003 + off);
+          if (pwrite(fd, buf.data(), buf.size(), off) < 0) break;
+        }
+        close(fd);
+      });
+    }
+    for (auto& t : fill) t.join();
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
+  std::vector<std::thread> workers;
+  auto worker = [&](unsigned id, bool writer) {
+    std::mt19937_64 rng(id * 7919 + (writer ? 1 : 0));
+    std::vector<int> fds;
+    for (unsigned f = 0; f < nfiles; ++f) {
+      fds.push_back(open((mnt + "/f" + std::to_string(f)).c_str(), writer ? O_WRONLY : O_RDONLY));
+    }
+    std::vector<char> buf(cfg.io_size);
+    Fill(buf.data(), buf.size(), id);
+    const uint64_t slots = file_size / cfg.io_size;
+    while (!stop.load(std::memory_order_relaxed)) {
+      int fd = fds[rng() % nfiles];
+      uint64_t off = (rng() % slots) * cfg.io_size;
+      ssize_t n = writer ? pwrite(fd, buf.data(), buf.size(), off) : pread(fd, buf.data(), buf.size(), off);
+      if (n <= 0) break;
+      (writer ? write_bytes : read_bytes).fetch_add(n, std::memory_order_relaxed);
+    }
+    for (int fd : fds) close(fd);
+  };
+  for (unsigned i = 0; i < cfg.readers; ++i) workers.emplace_back(worker, i, false);
+  for (unsigned i = 0; i < cfg.writers; ++i) workers.emplace_back(worker, 100 + i, true);
+  auto start = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(cfg.seconds));
+  stop = true;
+  for (auto& t : workers) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  r.read_mbps = read_bytes / secs / (1 << 20);
+  r.write_mbps = write_bytes / secs / (1 << 20);
+
+  r.stats = ParseStats(Capture(cfg.ctl + " stat " + mnt + " 2>/dev/null"));
+  r.vm_hwm = VmHwm(daemon);
+  Run({"/bin/fusermount3", "-u", mnt});
+  int status = 0;
+  for (int i = 0; i < 600 && waitpid(daemon, &status, WNOHANG) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(daemon, SIGKILL);
+  waitpid(daemon, nullptr, WNOHANG);
+  std::filesystem::remove_all(dir);
+  r.ok = !r.stats.empty();
+  return r;
+}
+
+double Get(const Stats& s, const std::string& k) {
+  auto it = s.find(k);
+  return it == s.end() ? 0 : it->second;
+}
+
+void Print(const Config& cfg, const Result& r) {
+  const Stats& s = r.stats;
+  double kfreed = Get(s, "kswapd_freed"), dfreed = Get(s, "direct_freed");
+  double total = kfreed + dfreed;
+  uint64_t bound = cfg.budget + cfg.meta_budget;
+  std::printf("mode %s\n", r.mode.c_str());
+  std::printf("  throughput        read %.1f MiB/s  write %.1f MiB/s  total %.1f MiB/s\n", r.read_mbps,
+              r.write_mbps, r.read_mbps + r.write_mbps);
+  std::printf("  direct stall      count %.0f  p50 %.0f us  p99 %.0f us  max %.0f us\n",
+              Get(s, "direct_stall_us_count"), Get(s, "direct_stall_us_p50"), Get(s, "direct_stall_us_p99"),
+              Get(s, "direct_stall_us_max"));
+  std::printf("  reclaim share     kswapd %.1f%%  direct %.1f%%  (objects freed %.0f / %.0f)\n",
+              total ? 100 * kfreed / total : 0, total ? 100 * dfreed / total : 0, kfreed, dfreed);
+  std::printf("  backoff waits     %.0f (timeouts %.0f)\n", Get(s, "backoff_waits"), Get(s, "backoff_timeouts"));
+  std::printf("  dirty throttle    pauses %.0f  p99 %.0f us  max %.0f us\n", Get(s, "dirty_throttle_pauses"),
+              Get(s, "dirty_throttle_us_p99"), Get(s, "dirty_throttle_us_max"));
+  std::printf("  budget peak used  %.1f MiB of %.1f MiB\n", Get(s, "budget_peak_used") / (1 << 20),
+              cfg.budget / double(1 << 20));
+  std::printf("  daemon VmHWM      %.1f MiB  (cache %.0f + meta %.0f = %.0f MiB budgets, +%.1f MiB overhead)\n",
+              r.vm_hwm / double(1 << 20), cfg.budget / double(1 << 20), cfg.meta_budget / double(1 << 20),
+              bound / double(1 << 20), (double(r.vm_hwm) - double(bound)) / (1 << 20));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config cfg;
+  std::string self_dir = std::filesystem::canonical("/proc/self/exe").parent_path().string();
+  cfg.reclaimfs = self_dir + "/../fs/reclaimfs";
+  cfg.mkfs = self_dir + "/mkfs.reclaimfs";
+  cfg.ctl = self_dir + "/reclaimfs-ctl";
+  std::string budget = "32M", meta = "16M", io = "64K";
+  CLI::App app{"reclaim benchmark: nonblocking vs blocking shrinkers under a small cache budget"};
+  app.add_option("--budget", budget, "cache budget (K/M/G)");
+  app.add_option("--meta-budget", meta, "RocksDB budget (K/M/G)");
+  app.add_option("--factor", cfg.factor, "working set as a multiple of the budget");
+  app.add_option("--seconds", cfg.seconds, "measured run time per mode");
+  app.add_option("--readers", cfg.readers);
+  app.add_option("--writers", cfg.writers);
+  app.add_option("--io-size", io, "bytes per read/write (K/M)");
+  app.add_option("--modes", cfg.modes, "shrinker modes to run, in order")->delimiter(',');
+  app.add_option("-o", cfg.extra_options, "extra mount options");
+  app.add_option("--reclaimfs", cfg.reclaimfs);
+  app.add_option("--mkfs", cfg.mkfs);
+  app.add_option("--ctl", cfg.ctl);
+  CLI11_PARSE(app, argc, argv);
+  cfg.budget = ParseSize(budget);
+  cfg.meta_budget = ParseSize(meta);
+  cfg.io_size = ParseSize(io);
+
+  std::printf("reclaim_bench: budget %s, working set %ux (%.0f MiB), %u readers + %u writers, %zu-byte IO, %us per mode\n",
+              budget.c_str(), cfg.factor, cfg.budget * cfg.factor / double(1 << 20), cfg.readers, cfg.writers,
+              cfg.io_size, cfg.seconds);
+  std::vector<Result> results;
+  for (const auto& mode : cfg.modes) {
+    Result r = RunMode(cfg, mode);
+    if (!r.ok) {
+      std::fprintf(stderr, "mode %s: no results\n", mode.c_str());
+      return 1;
+    }
+    Print(cfg, r);
+    results.push_back(r);
+  }
+  if (results.size() == 2) {
+    const Stats &a = results[0].stats, &b = results[1].stats;
+    double p99a = Get(a, "direct_stall_us_p99"), p99b = Get(b, "direct_stall_us_p99");
+    double ta = results[0].read_mbps + results[0].write_mbps, tb = results[1].read_mbps + results[1].write_mbps;
+    std::printf("ratios %s/%s\n", results[1].mode.c_str(), results[0].mode.c_str());
+    std::printf("  direct stall p99  %.1fx  (%.0f us vs %.0f us)\n", p99a > 0 ? p99b / p99a : 0, p99b, p99a);
+    std::printf("  direct stall max  %.1fx\n",
+                Get(a, "direct_stall_us_max") > 0 ? Get(b, "direct_stall_us_max") / Get(a, "direct_stall_us_max") : 0);
+    std::printf("  throughput        %s is %.2fx of %s\n", results[0].mode.c_str(), tb > 0 ? ta / tb : 0,
+                results[1].mode.c_str());
+  }
+  return 0;
+}

@@ -33,6 +33,9 @@ struct FileDataOptions {
 // Implemented by the POSIX layer: writeback adds the inode's current record
 // (size, times) to the batch that commits the extents the data now occupies,
 // so size and extents reach the store together, after the data.
+// AddInodeRecord is called from flushers and from FileData calls, with no
+// FileData lock held and outside MetaStore's commit lock; it may take the
+// inode's own (leaf) lock but must not call back into FileData.
 class InodeRecordSource {
  public:
   virtual ~InodeRecordSource() = default;
@@ -80,6 +83,8 @@ class FileData {
   absl::Status Evict(uint64_t ino, bool nonblocking);
   // nlink == 0 and no opens: drop pages, free all blocks and extents in one
   // batch (along with `batch`'s other records, e.g. inode deletion).
+  // Deallocate commits `batch` itself (not synced): the blocks must be freed
+  // inside that commit's prepare step. The caller must not commit it again.
   absl::Status Deallocate(uint64_t ino, storage::MetaStore::Batch* batch);
 
   // Text "name value" lines: cache pages, dirty, writeback, hits, misses...

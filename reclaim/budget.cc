@@ -27,7 +27,10 @@ WatermarkFractions Sanitize(WatermarkFractions f) {
 }
 
 uint64_t Fraction(uint64_t limit, double f) {
-  return static_cast<uint64_t>(static_cast<double>(limit) * f);
+  // Rounded, so 0.3 of 1000 is 300 and not 299.
+  const double bytes = std::round(static_cast<double>(limit) * f);
+  if (bytes >= static_cast<double>(limit)) return limit;  // f < 1, but rounding
+  return static_cast<uint64_t>(bytes);
 }
 
 }  // namespace

@@ -49,10 +49,12 @@ void ReclaimCore::Unregister(Shrinker* shrinker) {
 }
 
 void ReclaimCore::SetWritebackKicker(std::function<void()> kick) {
+  std::unique_lock<std::shared_mutex> l(hooks_mu_);
   writeback_kicker_ = std::move(kick);
 }
 
 void ReclaimCore::SetKswapdWaker(std::function<void()> wake) {
+  std::unique_lock<std::shared_mutex> l(hooks_mu_);
   kswapd_waker_ = std::move(wake);
 }
 
@@ -153,6 +155,8 @@ ReclaimPassResult ReclaimCore::ShrinkAll(Reclaimer who, int priority,
   // The lock is taken per shrinker, not per pass, so Unregister waits only
   // for the scan it races with.
   for (size_t i = 0;; ++i) {
+    // Outside the lock, so a test may order an Unregister against a scan.
+    RECLAIMFS_SYNC_POINT("ReclaimCore::ShrinkAll:Next");
     std::shared_lock<std::shared_mutex> l(mu_);
     if (i >= entries_.size()) break;
     Entry& e = *entries_[i];
@@ -163,7 +167,6 @@ ReclaimPassResult ReclaimCore::ShrinkAll(Reclaimer who, int priority,
       }
       continue;
     }
-    RECLAIMFS_SYNC_POINT("ReclaimCore::ShrinkAll:BeforeScan");
     ScanOne(e, who, priority, scope, &pass);
   }
   if (pass.freed > 0 || pass.freed_bytes > 0) {
@@ -204,7 +207,16 @@ ReclaimPassResult ReclaimCore::Reclaim(Reclaimer who, uint64_t target_free) {
 }
 
 void ReclaimCore::WakeKswapd() {
+  std::shared_lock<std::shared_mutex> l(hooks_mu_);
   if (kswapd_waker_) kswapd_waker_();
+}
+
+bool ReclaimCore::KickWriteback() {
+  std::shared_lock<std::shared_mutex> l(hooks_mu_);
+  if (!writeback_kicker_) return false;
+  stats_->writeback_kicks.fetch_add(1, std::memory_order_relaxed);
+  writeback_kicker_();
+  return true;
 }
 
 void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
@@ -232,10 +244,7 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
     if (budget_->free() < target) {
       // Direct reclaim never writes pages: the flushers do, and kswapd keeps
       // working in the background while we throttle.
-      if (writeback_kicker_) {
-        stats_->writeback_kicks.fetch_add(1, std::memory_order_relaxed);
-        writeback_kicker_();
-      }
+      KickWriteback();
       WakeKswapd();
       // A kScopeNoIo caller must not wait for IO, not even bounded.
       if (!(scope & kScopeNoIo)) {

@@ -28,8 +28,8 @@ struct ReclaimOptions {
   uint64_t min_scan = 32;  // floor per shrinker per pass when it has objects
   // Bound of the single aggregated wait after a pass that freed too little.
   std::chrono::microseconds backoff_timeout{10'000};
-  // Direct reclaim: passes (each followed by at most one bounded wait) a
-  // single DirectReclaim() call may make.
+  // Direct reclaim: non-blocking passes a single DirectReclaim() call may
+  // make before, if still short, it kicks writeback and throttles once.
   int direct_max_passes = 2;
   // Direct reclaim throttle after a failed attempt (waits on progress event).
   std::chrono::microseconds direct_throttle_timeout{2'000};
@@ -55,7 +55,8 @@ class ReclaimCore : public PressureHandler {
   void Unregister(Shrinker* shrinker);
 
   // Called by direct reclaim when it is still short: kicks the flushers.
-  // Both hooks are installed once, before the core is used concurrently.
+  // Hooks may be (re)installed at any time; they must not call back into
+  // the setters.
   void SetWritebackKicker(std::function<void()> kick);
   // Called by WakeKswapd (the Kswapd object installs itself).
   void SetKswapdWaker(std::function<void()> wake);
@@ -84,6 +85,8 @@ class ReclaimCore : public PressureHandler {
                    ReclaimPassResult* pass);
   // Objects to ask of a cache with `freeable` objects at `priority`.
   uint64_t ScanTarget(uint64_t freeable, int seeks, int priority) const;
+  // Calls the writeback kicker, if any; counts the kick.
+  bool KickWriteback();
   // Adds work for kswapd, keeping the total at most 2x freeable.
   void Defer(Entry& e, uint64_t work, uint64_t freeable);
 
@@ -93,6 +96,7 @@ class ReclaimCore : public PressureHandler {
   ReclaimOptions options_;
   mutable std::shared_mutex mu_;  // guards entries_; scans hold it shared
   std::vector<std::unique_ptr<Entry>> entries_;
+  mutable std::shared_mutex hooks_mu_;  // guards the two hooks below
   std::function<void()> writeback_kicker_;
   std::function<void()> kswapd_waker_;
 };

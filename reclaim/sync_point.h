@@ -19,11 +19,12 @@ class SyncPoint {
  public:
   static SyncPoint& Get();
 
+  // Replaces the dependencies and forgets which points were passed.
   void LoadDependencies(const std::vector<std::pair<std::string, std::string>>& deps);
   void SetCallback(const std::string& point, std::function<void()> fn);
   void Enable();
   void Disable();
-  // Clears dependencies, callbacks and the passed set.
+  // Clears dependencies, callbacks, the passed set and the timeout count.
   void Reset();
   // Waiting for a predecessor is bounded by this timeout (default 5 s).
   void set_timeout(std::chrono::milliseconds t);

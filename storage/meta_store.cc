@@ -55,8 +55,7 @@ bool IsLockBusy(const rocksdb::Status& s) {
   if (!s.IsIOError()) return false;
   const std::string text = s.ToString();
   return text.find("lock hold by current process") != std::string::npos ||
-         text.find("Resource temporarily unavailable") != std::string::npos ||
-         text.find("/LOCK") != std::string::npos;
+         text.find("Resource temporarily unavailable") != std::string::npos;
 }
 
 bool IsDirectory(const std::string& path) {

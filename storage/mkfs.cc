@@ -21,7 +21,8 @@ namespace {
 constexpr uint64_t kMinStoreBytes = 1ull << 20;
 
 absl::Status ErrnoError(int err, std::string_view what) {
-  return absl::ErrnoToStatus(err, absl::StrCat(AbslView(what), ": ", std::strerror(err)));
+  // Appends ": <strerror>" itself.
+  return absl::ErrnoToStatus(err, AbslView(what));
 }
 
 absl::Status RandomUuid(std::array<uint8_t, 16>* uuid) {

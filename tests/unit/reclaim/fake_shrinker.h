@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "reclaim/memory_budget.h"
+#include "reclaim/reclaim_core.h"
 #include "reclaim/shrinker.h"
 
 namespace reclaimfs::reclaim::testing {
@@ -116,6 +117,22 @@ class FakeShrinker : public Shrinker {
   std::function<void(const ShrinkControl&)> on_scan_;
   std::vector<uint64_t> requests_;
   std::vector<uint32_t> scopes_;
+};
+
+// Registers for the lifetime of the object, so a shrinker on the stack is
+// unregistered (and any scan of it finished) before it is destroyed.
+class ScopedRegistration {
+ public:
+  ScopedRegistration(ReclaimCore* core, Shrinker* s) : core_(core), s_(s) {
+    core_->Register(s_);
+  }
+  ~ScopedRegistration() { core_->Unregister(s_); }
+  ScopedRegistration(const ScopedRegistration&) = delete;
+  ScopedRegistration& operator=(const ScopedRegistration&) = delete;
+
+ private:
+  ReclaimCore* const core_;
+  Shrinker* const s_;
 };
 
 }  // namespace reclaimfs::reclaim::testing

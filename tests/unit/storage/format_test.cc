@@ -118,7 +118,9 @@ TEST(FormatTest, InodeRejectsEveryTruncation) {
   for (size_t n = 0; n < bytes.size(); ++n) {
     auto r = InodeRecord::Decode(42, bytes.substr(0, n));
     EXPECT_FALSE(r.ok()) << "accepted " << n << " of " << bytes.size() << " bytes";
-    if (!r.ok()) EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+    }
   }
   EXPECT_FALSE(InodeRecord::Decode(42, bytes + "junk").ok());
   std::string bad_version = bytes;

@@ -1,0 +1,14 @@
+// Attributes as the POSIX layer reports them, built from an inode record.
+#pragma once
+
+#include <cstdint>
+
+#include "fs/filesystem.h"
+#include "storage/format.h"
+
+namespace reclaimfs::fs {
+
+// sectors: st_blocks (512-byte units) of the inode's data.
+Attributes AttributesOf(const storage::InodeRecord& rec, uint64_t sectors, uint32_t blksize);
+
+}  // namespace reclaimfs::fs

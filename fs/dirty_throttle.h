@@ -1,0 +1,48 @@
+// Dirty throttling: writers that push dirty memory over the dirty limit are
+// paused in proportion, never made to write (ZFS's write throttle shape).
+//
+//   delay = min_delay * (dirty - start) / (hard - dirty), capped
+//
+// where start = dirty_ratio * budget and hard lies between start and the
+// budget. Delays are spaced from when the previous paused writer was due, so
+// the total dirtying rate does not grow with the number of writers. A pause
+// ends early once writeback brings dirty memory back under start (the
+// progress event), and every pause is recorded in the reclaim stats.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "fs/file_data.h"
+#include "fs/page_cache.h"
+#include "fs/writeback.h"
+
+namespace reclaimfs::fs {
+
+class DirtyThrottle {
+ public:
+  DirtyThrottle(PageCache* cache, Writeback* writeback, const FileDataOptions& options)
+      : cache_(cache), writeback_(writeback), options_(options) {}
+
+  // Called after a write dirtied pages, with no FileData locks held.
+  void Balance();
+
+  // The delay for `dirty` bytes, in microseconds (0: no pause). Exposed for tests.
+  uint64_t DelayMicros(uint64_t dirty, uint64_t limit) const;
+
+  uint64_t pauses() const { return pauses_.load(std::memory_order_relaxed); }
+  uint64_t paused_us() const { return paused_us_.load(std::memory_order_relaxed); }
+
+ private:
+  PageCache* const cache_;
+  Writeback* const writeback_;
+  const FileDataOptions options_;
+
+  std::mutex mu_;
+  int64_t last_due_us_ = 0;  // when the previous paused writer was due
+  std::atomic<uint64_t> pauses_{0};
+  std::atomic<uint64_t> paused_us_{0};
+};
+
+}  // namespace reclaimfs::fs

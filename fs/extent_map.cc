@@ -1,0 +1,162 @@
+// ExtentMap: lookups, splitting, merging and the delta of records changed.
+#include "fs/extent_map.h"
+
+#include <algorithm>
+#include <iterator>
+
+namespace reclaimfs::fs {
+
+using storage::BlockRun;
+using storage::Extent;
+
+void ExtentDelta::ApplyTo(uint64_t ino, storage::MetaStore::Batch* batch) const {
+  for (const auto& [fb, e] : changes_) {
+    if (e) {
+      batch->PutExtent(ino, *e);
+    } else {
+      batch->DeleteExtent(ino, fb);
+    }
+  }
+}
+
+void ExtentMap::Assign(const std::vector<Extent>& extents) {
+  map_.clear();
+  for (const Extent& e : extents) map_[e.file_block] = e;
+}
+
+ExtentMap::Mapping ExtentMap::Lookup(uint64_t fb) const {
+  auto it = map_.upper_bound(fb);
+  if (it == map_.begin()) return {};
+  --it;
+  const Extent& e = it->second;
+  if (fb >= e.file_end()) return {};
+  return {true, e.disk_block + (fb - e.file_block), e.unwritten};
+}
+
+uint64_t ExtentMap::GoalFor(uint64_t fb) const {
+  auto it = map_.lower_bound(fb);
+  if (it == map_.begin()) return 0;
+  --it;
+  const Extent& e = it->second;
+  // Where fb would sit had the previous extent continued: holes filled later
+  // then land between their neighbours (ext4 does the same).
+  return e.disk_block + (fb - e.file_block);
+}
+
+std::optional<uint64_t> ExtentMap::NextMapped(uint64_t fb) const {
+  auto it = map_.upper_bound(fb);
+  if (it != map_.begin()) {
+    auto prev = std::prev(it);
+    if (fb < prev->second.file_end()) return fb;
+  }
+  if (it == map_.end()) return std::nullopt;
+  return it->second.file_block;
+}
+
+uint64_t ExtentMap::MappedEnd(uint64_t fb) const {
+  auto it = map_.upper_bound(fb);
+  if (it == map_.begin()) return fb;
+  --it;
+  return fb < it->second.file_end() ? it->second.file_end() : fb;
+}
+
+namespace {
+
+// Removes [fb, end) from `map`, keeping the parts of overlapping extents
+// outside it; the removed pieces go to `removed`.
+void RemoveRange(std::map<uint64_t, Extent>& map, uint64_t fb, uint64_t end, ExtentDelta* delta,
+                 std::vector<Extent>* removed) {
+  std::vector<Extent> overlapping;
+  auto it = map.upper_bound(fb);
+  if (it != map.begin()) {
+    auto prev = std::prev(it);
+    if (prev->second.file_end() > fb) it = prev;
+  }
+  while (it != map.end() && it->first < end) {
+    overlapping.push_back(it->second);
+    it = map.erase(it);
+  }
+  for (const Extent& e : overlapping) {
+    delta->Delete(e.file_block);
+    if (e.file_block < fb) {
+      Extent left = e;
+      left.length = fb - e.file_block;
+      map[left.file_block] = left;
+      delta->Put(left);
+    }
+    if (e.file_end() > end) {
+      Extent right = e;
+      right.file_block = end;
+      right.disk_block = e.disk_block + (end - e.file_block);
+      right.length = e.file_end() - end;
+      map[right.file_block] = right;
+      delta->Put(right);
+    }
+    const uint64_t s = std::max(fb, e.file_block);
+    const uint64_t t = std::min(end, e.file_end());
+    removed->push_back({s, e.disk_block + (s - e.file_block), t - s, e.unwritten});
+  }
+}
+
+}  // namespace
+
+void ExtentMap::Insert(Extent e, ExtentDelta* delta) {
+  auto next = map_.lower_bound(e.file_block);
+  if (next != map_.begin()) {
+    auto prev = std::prev(next);
+    const Extent& p = prev->second;
+    if (p.file_end() == e.file_block && p.disk_block + p.length == e.disk_block &&
+        p.unwritten == e.unwritten) {
+      e.file_block = p.file_block;
+      e.disk_block = p.disk_block;
+      e.length += p.length;
+      map_.erase(prev);  // same key as the merged record: the Put below replaces it
+    }
+  }
+  next = map_.find(e.file_end());
+  if (next != map_.end()) {
+    const Extent& n = next->second;
+    if (e.disk_block + e.length == n.disk_block && n.unwritten == e.unwritten) {
+      e.length += n.length;
+      delta->Delete(n.file_block);
+      map_.erase(next);
+    }
+  }
+  map_[e.file_block] = e;
+  delta->Put(e);
+}
+
+void ExtentMap::MapWritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* delta,
+                           std::vector<BlockRun>* displaced) {
+  std::vector<Extent> removed;
+  RemoveRange(map_, fb, fb + n, delta, &removed);
+  for (const Extent& r : removed) {
+    if (r.disk_block != db + (r.file_block - fb)) displaced->push_back({r.disk_block, r.length});
+  }
+  Insert({fb, db, n, false}, delta);
+}
+
+void ExtentMap::MapUnwritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* delta) {
+  Insert({fb, db, n, true}, delta);
+}
+
+void ExtentMap::Unmap(uint64_t fb, uint64_t end, ExtentDelta* delta, std::vector<BlockRun>* freed) {
+  std::vector<Extent> removed;
+  RemoveRange(map_, fb, end, delta, &removed);
+  for (const Extent& r : removed) freed->push_back({r.disk_block, r.length});
+}
+
+uint64_t ExtentMap::BlockCount() const {
+  uint64_t n = 0;
+  for (const auto& [fb, e] : map_) n += e.length;
+  return n;
+}
+
+std::vector<Extent> ExtentMap::Extents() const {
+  std::vector<Extent> out;
+  out.reserve(map_.size());
+  for (const auto& [fb, e] : map_) out.push_back(e);
+  return out;
+}
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,71 @@
+// A file's extent map (file block -> disk block runs), cached in memory and
+// changed in step with the metadata store: every mutation records the extent
+// records it put or deleted into an ExtentDelta, which the caller adds to the
+// batch of the same commit. Not thread-safe: the owner's file mutex guards it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "storage/allocator.h"
+#include "storage/format.h"
+#include "storage/meta_store.h"
+
+namespace reclaimfs::fs {
+
+// Extent records changed by a series of mutations: key file_block -> the
+// final record, or nullopt for a deletion.
+class ExtentDelta {
+ public:
+  void Put(const storage::Extent& e) { changes_[e.file_block] = e; }
+  void Delete(uint64_t file_block) { changes_[file_block] = std::nullopt; }
+  bool empty() const { return changes_.empty(); }
+  void ApplyTo(uint64_t ino, storage::MetaStore::Batch* batch) const;
+
+ private:
+  std::map<uint64_t, std::optional<storage::Extent>> changes_;
+};
+
+class ExtentMap {
+ public:
+  struct Mapping {
+    bool mapped = false;
+    uint64_t disk_block = 0;
+    bool unwritten = false;
+  };
+
+  void Assign(const std::vector<storage::Extent>& extents);
+  void Clear() { map_.clear(); }
+
+  Mapping Lookup(uint64_t file_block) const;
+  // The disk block right after the extent that ends at or before file_block:
+  // the allocation goal that keeps a file contiguous. 0 if none.
+  uint64_t GoalFor(uint64_t file_block) const;
+  // First mapped block >= file_block, or nullopt.
+  std::optional<uint64_t> NextMapped(uint64_t file_block) const;
+  // End of the extent containing file_block, or file_block if unmapped.
+  uint64_t MappedEnd(uint64_t file_block) const;
+
+  // [fb, fb+n) is now written at [db, db+n): replaces whatever mapped that
+  // range (the caller frees `displaced` runs that differ from db) and merges
+  // with neighbours.
+  void MapWritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* delta,
+                  std::vector<storage::BlockRun>* displaced);
+  // Adds an unwritten extent over a hole (fallocate).
+  void MapUnwritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* delta);
+  // Unmaps [fb, end) (end may be UINT64_MAX); the runs to free go to `freed`.
+  void Unmap(uint64_t fb, uint64_t end, ExtentDelta* delta, std::vector<storage::BlockRun>* freed);
+
+  uint64_t BlockCount() const;
+  size_t size() const { return map_.size(); }
+  std::vector<storage::Extent> Extents() const;
+
+ private:
+  void Insert(storage::Extent e, ExtentDelta* delta);  // merges neighbours
+
+  std::map<uint64_t, storage::Extent> map_;  // file_block -> extent
+};
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,336 @@
+// File operations: open and create, read and write (through FileData, under
+// the inode's io lock: shared for reads, exclusive for changes, so different
+// files run in parallel), fsync, fallocate, SEEK_DATA/SEEK_HOLE, and
+// attribute changes including truncation.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <shared_mutex>
+
+#include "fs/errno_status.h"
+#include "fs/filesystem.h"
+#include "fs/filesystem_impl.h"
+#include "fs/permissions.h"
+#include "fs/status_macros.h"
+
+namespace reclaimfs::fs {
+
+using storage::InodeRecord;
+
+namespace {
+
+// The handle `fh` of inode `ino`, or EBADF.
+absl::StatusOr<Handle> FileHandle(const HandleTable& handles, uint64_t ino, uint64_t fh) {
+  std::optional<Handle> h = handles.Get(fh);
+  if (!h || h->ino != ino || h->dir) return ErrnoStatus(EBADF);
+  return *h;
+}
+
+}  // namespace
+
+absl::Status Filesystem::Impl::TruncateLocked(Inode* inode, uint64_t new_size, uint32_t caller_uid,
+                                              bool touch_always) {
+  uint64_t old_size;
+  {
+    std::lock_guard a(inode->attr_mu);
+    old_size = inode->body->rec.size;
+  }
+  if (new_size != old_size) {
+    // The new size is in memory first, so the record FileData commits with
+    // the freed extents already carries it.
+    Mutate(inode, [&](InodeRecord& r) { r.size = new_size; });
+    if (absl::Status s = data->Truncate(inode->ino, old_size, new_size); !s.ok()) {
+      Mutate(inode, [&](InodeRecord& r) { r.size = old_size; });
+      return s;
+    }
+  }
+  if (new_size != old_size || touch_always) {
+    const storage::Timespec now = Now();
+    Mutate(inode, [&](InodeRecord& r) {
+      r.mtime = r.ctime = now;
+      if (caller_uid != 0) r.mode = KillSuid(r.mode);
+    });
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Open and create
+
+absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t ino, int flags) {
+  Impl& s = *impl_;
+  const int acc = flags & O_ACCMODE;
+  if (acc != O_RDONLY && acc != O_WRONLY && acc != O_RDWR) return ErrnoStatus(EINVAL, "bad access mode");
+  const bool trunc = (flags & O_TRUNC) != 0;
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  const InodeRecord rec = Impl::Rec(ref.get());
+  if (S_ISDIR(rec.mode) && (acc != O_RDONLY || trunc)) return ErrnoStatus(EISDIR);
+  if (S_ISLNK(rec.mode)) return ErrnoStatus(ELOOP);
+  int mask = 0;
+  if (acc == O_RDONLY || acc == O_RDWR) mask |= R_OK;
+  if (acc == O_WRONLY || acc == O_RDWR || trunc) mask |= W_OK;
+  if ((mask & W_OK) && !S_ISFIFO(rec.mode) && !S_ISSOCK(rec.mode) && !S_ISCHR(rec.mode) &&
+      !S_ISBLK(rec.mode)) {
+    RFS_RETURN_IF_ERROR(s.CheckWritable());
+  }
+  RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, mask));
+  if (trunc && S_ISREG(rec.mode)) {
+    {
+      std::unique_lock io(ref->io_mu);
+      RFS_RETURN_IF_ERROR(s.TruncateLocked(ref.get(), 0, ctx.uid, /*touch_always=*/true));
+    }
+    RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
+  }
+  OpenFile of;
+  of.fh = s.handles.Add(Handle{ino, flags, ctx.uid, ctx.gid, /*dir=*/false});
+  of.direct_io = !s.options.kernel_cache;
+  of.keep_cache = s.options.kernel_cache;
+  s.cache->AddOpen(ref.get());
+  return of;
+}
+
+absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Create(const RequestContext& ctx, uint64_t parent,
+                                                                   std::string_view name, uint32_t mode,
+                                                                   int flags) {
+  Impl& s = *impl_;
+  const int acc = flags & O_ACCMODE;
+  if (acc != O_RDONLY && acc != O_WRONLY && acc != O_RDWR) return ErrnoStatus(EINVAL, "bad access mode");
+  absl::StatusOr<InodeRef> created = s.CreateNode(ctx, parent, name, S_IFREG | (mode & 07777), 0, {});
+  if (!created.ok()) {
+    // Someone else created it first: without O_EXCL this is an open.
+    if (ToErrno(created.status()) != EEXIST || (flags & O_EXCL) || IsDotOrDotDot(name)) {
+      return created.status();
+    }
+    RFS_ASSIGN_OR_RETURN(Attributes attr, Lookup(ctx, parent, name));
+    if (S_ISDIR(attr.mode)) {
+      Forget(attr.ino, 1);
+      return ErrnoStatus(EISDIR);
+    }
+    absl::StatusOr<OpenFile> of = Open(ctx, attr.ino, flags & ~(O_CREAT | O_EXCL));
+    if (!of.ok()) {
+      Forget(attr.ino, 1);
+      return of.status();
+    }
+    RFS_ASSIGN_OR_RETURN(attr, GetAttr(attr.ino));
+    return std::make_pair(attr, *of);
+  }
+  InodeRef ref = std::move(*created);
+  // The creator may open the new file as asked, whatever its mode says.
+  OpenFile of;
+  of.fh = s.handles.Add(Handle{ref->ino, flags, ctx.uid, ctx.gid, /*dir=*/false});
+  of.direct_io = !s.options.kernel_cache;
+  of.keep_cache = s.options.kernel_cache;
+  s.cache->AddOpen(ref.get());
+  return std::make_pair(s.AttrsOf(ref.get()), of);
+}
+
+// ---------------------------------------------------------------------------
+// Data
+
+absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
+  if (!h.readable()) return ErrnoStatus(EBADF, "handle not open for reading");
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  size_t n = 0;
+  {
+    std::shared_lock io(ref->io_mu);
+    uint64_t file_size;
+    uint32_t mode;
+    {
+      std::lock_guard a(ref->attr_mu);
+      file_size = ref->body->rec.size;
+      mode = ref->body->rec.mode;
+    }
+    if (S_ISDIR(mode)) return ErrnoStatus(EISDIR);
+    if (!S_ISREG(mode)) return ErrnoStatus(EINVAL);
+    if (off < file_size && size > 0) {
+      const size_t len = static_cast<size_t>(std::min<uint64_t>(size, file_size - off));
+      RFS_ASSIGN_OR_RETURN(n, s.data->Read(ino, file_size, off, len, buf));
+    }
+  }
+  s.TouchAtime(ref.get());
+  return n;
+}
+
+absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
+  if (!h.writable()) return ErrnoStatus(EBADF, "handle not open for writing");
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  std::unique_lock io(ref->io_mu);
+  uint64_t file_size;
+  uint32_t mode;
+  {
+    std::lock_guard a(ref->attr_mu);
+    file_size = ref->body->rec.size;
+    mode = ref->body->rec.mode;
+  }
+  if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
+  // O_APPEND: the end of file as of now, under the io lock.
+  const uint64_t pos = h.append() ? file_size : off;
+  if (size == 0) return size_t{0};
+  if (pos >= kMaxFileSize) return ErrnoStatus(EFBIG);
+  const size_t len = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileSize - pos));
+  RFS_RETURN_IF_ERROR(s.data->Write(ino, file_size, pos, data, len));
+  const storage::Timespec now = Now();
+  Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+    r.size = std::max<uint64_t>(r.size, pos + len);
+    r.mtime = r.ctime = now;
+    if (h.uid != 0) r.mode = KillSuid(r.mode);
+  });
+  return len;
+}
+
+absl::Status Filesystem::Flush(uint64_t ino, uint64_t fh) {
+  // Data reaches the store through writeback and fsync; close has nothing
+  // to wait for.
+  return FileHandle(impl_->handles, ino, fh).status();
+}
+
+absl::Status Filesystem::Release(uint64_t ino, uint64_t fh) {
+  Impl& s = *impl_;
+  std::optional<Handle> h = s.handles.Remove(fh);
+  if (!h) return ErrnoStatus(EBADF);
+  // An unlinked file's last close only queues its deallocation.
+  if (s.cache && s.cache->ReleaseOpen(h->ino)) s.QueueEviction(h->ino);
+  return absl::OkStatus();
+}
+
+absl::Status Filesystem::Fsync(uint64_t ino, uint64_t fh, bool datasync) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  RFS_RETURN_IF_ERROR(s.data->Sync(ino, datasync));
+  // FileData committed the record with the data; what changed only here
+  // (times, mode) is committed durably now.
+  return s.PersistIfDirty(ref.get(), /*sync=*/true);
+}
+
+absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint64_t fh, int mode, uint64_t off,
+                                   uint64_t len) {
+  Impl& s = *impl_;
+  const bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE && !punch) return ErrnoStatus(EOPNOTSUPP);
+  RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
+  if (!h.writable()) return ErrnoStatus(EBADF, "handle not open for writing");
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  if (len == 0) return ErrnoStatus(EINVAL);
+  if (off > kMaxFileSize || len > kMaxFileSize - off) return ErrnoStatus(EFBIG);
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  {
+    std::unique_lock io(ref->io_mu);
+    uint64_t file_size;
+    uint32_t fmode;
+    {
+      std::lock_guard a(ref->attr_mu);
+      file_size = ref->body->rec.size;
+      fmode = ref->body->rec.mode;
+    }
+    if (S_ISDIR(fmode)) return ErrnoStatus(EISDIR);
+    if (!S_ISREG(fmode)) return ErrnoStatus(ENODEV);
+    if (punch) {
+      if (off < file_size) {
+        RFS_RETURN_IF_ERROR(s.data->PunchHole(ino, file_size, off, std::min(len, file_size - off)));
+      }
+    } else {
+      RFS_RETURN_IF_ERROR(s.data->Preallocate(ino, off, len));
+    }
+    const storage::Timespec now = Now();
+    Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+      if (mode == 0 && off + len > r.size) r.size = off + len;
+      r.mtime = r.ctime = now;
+      if (ctx.uid != 0) r.mode = KillSuid(r.mode);
+    });
+  }
+  return s.PersistIfDirty(ref.get(), false);
+}
+
+absl::StatusOr<uint64_t> Filesystem::Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence) {
+  Impl& s = *impl_;
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return ErrnoStatus(EINVAL);
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  std::shared_lock io(ref->io_mu);
+  uint64_t file_size;
+  {
+    std::lock_guard a(ref->attr_mu);
+    file_size = ref->body->rec.size;
+  }
+  if (off >= file_size) return ErrnoStatus(ENXIO);
+  return whence == SEEK_DATA ? s.data->SeekData(ino, file_size, off) : s.data->SeekHole(ino, file_size, off);
+}
+
+// ---------------------------------------------------------------------------
+// Attributes
+
+absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64_t ino, const SetAttrRequest& req) {
+  Impl& s = *impl_;
+  const bool set_atime = req.atime.has_value() || req.atime_now;
+  const bool set_mtime = req.mtime.has_value() || req.mtime_now;
+  const bool changes = req.mode || req.uid || req.gid || req.size || set_atime || set_mtime;
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  if (!changes) return s.AttrsOf(ref.get());
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  const InodeRecord rec = Impl::Rec(ref.get());
+
+  if (req.mode && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "chmod: not the owner");
+  if (req.uid && !IsRoot(ctx) && (ctx.uid != rec.uid || *req.uid != rec.uid)) {
+    return ErrnoStatus(EPERM, "chown: only root may change the owner");
+  }
+  if (req.gid && !IsRoot(ctx) && (ctx.uid != rec.uid || (*req.gid != rec.gid && !InGroup(ctx, *req.gid)))) {
+    return ErrnoStatus(EPERM, "chgrp: not the owner or not a member of the group");
+  }
+  if (req.size) {
+    if (S_ISDIR(rec.mode)) return ErrnoStatus(EISDIR);
+    if (!S_ISREG(rec.mode)) return ErrnoStatus(EINVAL);
+    if (*req.size > kMaxFileSize) return ErrnoStatus(EFBIG);
+    bool via_handle = false;
+    if (req.fh) {
+      std::optional<Handle> h = s.handles.Get(*req.fh);
+      via_handle = h && h->ino == ino && h->writable();
+    }
+    if (!via_handle) RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, W_OK));
+  }
+  // Setting times to a value needs ownership; to "now", write access will do.
+  const bool explicit_time = (req.atime && !req.atime_now) || (req.mtime && !req.mtime_now);
+  if (explicit_time && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "utimes: not the owner");
+  if ((set_atime || set_mtime) && !explicit_time && !IsOwnerOrRoot(ctx, rec)) {
+    RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, W_OK));
+  }
+
+  if (req.size) {
+    std::unique_lock io(ref->io_mu);
+    RFS_RETURN_IF_ERROR(s.TruncateLocked(ref.get(), *req.size, ctx.uid, /*touch_always=*/false));
+  }
+  const storage::Timespec now = Now();
+  Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+    if (req.uid) r.uid = *req.uid;
+    if (req.gid) r.gid = *req.gid;
+    if (req.mode) {
+      r.mode = (r.mode & S_IFMT) | (*req.mode & 07777);
+      // No setgid file for a group its (non-root) owner is not in.
+      if (!IsRoot(ctx) && !InGroup(ctx, r.gid)) r.mode &= ~S_ISGID;
+    }
+    if ((req.uid || req.gid) && !S_ISDIR(r.mode)) r.mode = KillSuid(r.mode);
+    if (req.atime_now) {
+      r.atime = now;
+    } else if (req.atime) {
+      r.atime = *req.atime;
+    }
+    if (req.mtime_now) {
+      r.mtime = now;
+    } else if (req.mtime) {
+      r.mtime = *req.mtime;
+    }
+    r.ctime = now;
+  });
+  RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
+  return s.AttrsOf(ref.get());
+}
+
+}  // namespace reclaimfs::fs

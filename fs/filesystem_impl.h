@@ -1,0 +1,146 @@
+// The state behind Filesystem, shared by its source files (filesystem.cc:
+// mount, unmount, attributes, eviction; namespace_ops.cc; file_ops.cc;
+// xattr_ops.cc). Private to the POSIX layer.
+//
+// Locking, outermost first:
+//   ns_mu (directory-modifying operations, held across their commit)
+//   -> xattr_mu (xattr changes, held across their commit)
+//   -> Inode::io_mu (held across data IO; reclaim only try_locks it)
+//   -> MetaStore commit lock -> InodeCache mutex -> Inode::attr_mu (leaf).
+// Memory is charged only with none of these held, except the few hundred
+// bytes of an inode body loaded under ns_mu, which are force-charged.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fs/dentry_invalidator.h"
+#include "fs/evict_queue.h"
+#include "fs/file_data.h"
+#include "fs/filesystem.h"
+#include "fs/handle_table.h"
+#include "fs/inode_cache.h"
+#include "fs/inode_shrinker.h"
+#include "fs/timestamps.h"
+#include "reclaim/memory_manager.h"
+#include "storage/allocator.h"
+#include "storage/meta_store.h"
+#include "storage/uring_block_store.h"
+
+namespace reclaimfs::fs {
+
+// Largest file size: 16 TiB, so 1 TiB sparse files are comfortably inside.
+inline constexpr uint64_t kMaxFileSize = 16ull << 40;
+inline constexpr uint32_t kLinkMax = 65000;
+inline constexpr size_t kSymlinkMax = 4095;
+inline constexpr size_t kXattrNameMax = 255;
+inline constexpr size_t kXattrValueMax = 64 * 1024;
+
+struct Filesystem::Impl final : public InodeRecordSource {
+  explicit Impl(const FilesystemOptions& opts);
+  ~Impl() override;
+
+  // Mount and unmount.
+  absl::Status Start();
+  absl::Status Stop();
+
+  // InodeRecordSource: the writeback commit carries our current record.
+  void AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* batch) override;
+
+  // --- helpers -----------------------------------------------------------
+  absl::Status CheckWritable() const;  // EROFS on a read-only mount
+  absl::StatusOr<InodeRef> Pin(uint64_t ino,
+                               InodeCache::ChargeMode mode = InodeCache::ChargeMode::kMayReclaim);
+  absl::StatusOr<InodeRef> PinDir(uint64_t ino,
+                                  InodeCache::ChargeMode mode = InodeCache::ChargeMode::kMayReclaim);
+  static storage::InodeRecord Rec(Inode* inode);
+  // Changes a pinned inode's record in memory (under attr_mu), marking it dirty.
+  template <typename F>
+  static void Mutate(Inode* inode, F&& f) {
+    std::lock_guard a(inode->attr_mu);
+    f(inode->body->rec);
+    inode->body->Touch();
+  }
+  Attributes AttrsOf(Inode* inode);
+  // Commits `batch` together with the current records of `inodes` (pinned),
+  // snapshot under the commit lock so records reach the store in the order
+  // they changed in memory; marks them clean up to the snapshot.
+  // after_writeback: the inodes' writeback is over, so this commit also
+  // supersedes any snapshot FileData took (clears resnapshot).
+  absl::Status Commit(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes, bool sync = false,
+                      bool after_writeback = false);
+  absl::Status PersistIfDirty(Inode* inode, bool sync, bool after_writeback = false);
+  absl::Status PersistAllDirty(bool after_writeback);
+  // With the io lock held exclusive: sets the size, truncating data, and
+  // updates times (always when touch_always, else on a size change).
+  absl::Status TruncateLocked(Inode* inode, uint64_t new_size, uint32_t caller_uid, bool touch_always);
+  // Creates an inode of `mode` (type and permission bits) named `name` in
+  // `parent`; the result carries one lookup reference.
+  absl::StatusOr<InodeRef> CreateNode(const RequestContext& ctx, uint64_t parent, std::string_view name,
+                                      uint32_t mode, uint64_t rdev, std::string_view symlink);
+  // Unlink (dir=false) or rmdir (dir=true) of parent/name.
+  absl::Status RemoveName(const RequestContext& ctx, uint64_t parent, std::string_view name, bool dir);
+  // After a failed commit: puts back the link fields a namespace operation
+  // changed in memory (nlink, parent), leaving the rest alone.
+  static void RestoreLinks(Inode* inode, const storage::InodeRecord& saved);
+  // Read access: atime per the mount's policy (never on a read-only mount).
+  void TouchAtime(Inode* inode);
+  // Is `ancestor` the directory `dir` or one of its ancestors?
+  absl::StatusOr<bool> IsAncestorOrSelf(uint64_t ancestor, uint64_t dir);
+  uint64_t NewGeneration();
+
+  // Eviction and deallocation.
+  EvictQueue::Outcome EvictWork(uint64_t ino, bool final_pass);
+  // Frees an unlinked inode's data, record, xattrs and orphan entry.
+  absl::Status DeallocateOnDisk(uint64_t ino);
+  absl::Status ReplayOrphans();
+  void QueueEviction(uint64_t ino);
+
+  // --- state -------------------------------------------------------------
+  const FilesystemOptions options;
+  const AtimePolicy atime_policy;
+  storage::Superblock sb;
+
+  // Declared in construction order; destroyed in reverse.
+  std::unique_ptr<storage::MetaStore> meta;
+  std::unique_ptr<storage::UringBlockStore> dev;
+  std::unique_ptr<storage::Allocator> alloc;
+  std::unique_ptr<reclaim::MemoryManager> mm;
+  std::unique_ptr<InodeCache> cache;
+  std::unique_ptr<FileData> data;
+  InodeRef root;  // pinned for the life of the mount
+  std::unique_ptr<EvictQueue> evictq;
+  std::unique_ptr<DentryInvalidator> invalidator;
+  std::unique_ptr<InodeShrinker> shrinker;
+  bool shrinker_registered = false;
+
+  HandleTable handles;
+  // Coarse: directory-modifying operations run one at a time. Lookups,
+  // readdir, attribute changes and data IO do not take it.
+  std::mutex ns_mu;
+  std::mutex xattr_mu;
+  std::atomic<bool> read_only;
+
+  std::atomic<uint64_t> inode_count{0};
+  std::atomic<uint64_t> deallocations{0};
+  std::atomic<uint64_t> orphans_replayed{0};
+  std::atomic<uint64_t> dealloc_failures{0};
+  std::atomic<uint64_t> generation_seq{0};
+
+  std::mutex shutdown_mu;
+  bool stopped = false;
+  absl::Status stop_status;
+};
+
+// Name checks shared by the operations.
+absl::Status ValidateName(std::string_view name);
+inline bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }
+
+}  // namespace reclaimfs::fs

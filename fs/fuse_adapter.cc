@@ -1,0 +1,596 @@
+// Request handlers. Each one builds a RequestContext, calls Filesystem, and
+// replies; errors become errno only here (ToErrno). A reply the kernel did
+// not take (the request was interrupted) gives back what the call acquired:
+// lookup references, open handles.
+#include "fs/fuse_adapter.h"
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "fs/errno_status.h"
+#include "fs/fuse_api.h"
+#include "spdlog/spdlog.h"
+
+namespace reclaimfs::fs {
+namespace {
+
+constexpr unsigned kMaxWrite = 1u << 20;
+
+FuseAdapter& Self(fuse_req_t req) { return *static_cast<FuseAdapter*>(fuse_req_userdata(req)); }
+
+int ErrnoOf(const absl::Status& s) {
+  const int err = ToErrno(s);
+  return err != 0 ? err : EIO;  // a failed call must never answer success
+}
+
+void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, s.ok() ? 0 : ErrnoOf(s)); }
+
+// The kernel rejects long names itself on most paths; check anyway so the
+// filesystem never sees one.
+bool RejectLongName(fuse_req_t req, const char* name) {
+  if (std::strlen(name) <= kNameMax) return false;
+  fuse_reply_err(req, ENAMETOOLONG);
+  return true;
+}
+
+}  // namespace
+
+// Handlers, friends of FuseAdapter. Static members so the table below can
+// point at them.
+struct FuseOps {
+  static RequestContext Context(fuse_req_t req, bool need_groups) {
+    const fuse_ctx* c = fuse_req_ctx(req);
+    RequestContext ctx;
+    ctx.uid = c->uid;
+    ctx.gid = c->gid;
+    ctx.pid = static_cast<uint32_t>(c->pid);
+    ctx.umask = c->umask;
+    // Supplementary groups cost a /proc read; fetch them only where the
+    // filesystem decides on group membership (its own permission checks,
+    // chown/chmod rules).
+    if (need_groups || !Self(req).options_.default_permissions) {
+      std::vector<gid_t> groups(32);
+      int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+      if (n > static_cast<int>(groups.size())) {
+        groups.resize(n);
+        n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+      }
+      if (n > 0) ctx.groups.assign(groups.begin(), groups.begin() + std::min<int>(n, groups.size()));
+    }
+    return ctx;
+  }
+
+  static fuse_entry_param Entry(const FuseAdapter& self, const Attributes& a) {
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof(e));
+    e.ino = a.ino;
+    e.generation = a.generation;
+    a.ToStat(&e.attr);
+    e.attr_timeout = self.options_.timeout_seconds;
+    e.entry_timeout = self.options_.timeout_seconds;
+    return e;
+  }
+
+  // Replies with a new entry; if the kernel did not take it, the lookup
+  // reference the call added is given back.
+  static void ReplyEntry(fuse_req_t req, const absl::StatusOr<Attributes>& attr) {
+    FuseAdapter& self = Self(req);
+    if (!attr.ok()) {
+      fuse_reply_err(req, ErrnoOf(attr.status()));
+      return;
+    }
+    const fuse_entry_param e = Entry(self, *attr);
+    if (fuse_reply_entry(req, &e) != 0) self.fs_->Forget(attr->ino, 1);
+  }
+
+  static void FillOpen(const FuseAdapter& self, const OpenFile& of, fuse_file_info* fi) {
+    fi->fh = of.fh;
+    // With kernel_cache the kernel's page cache serves the file.
+    fi->direct_io = of.direct_io && !self.options_.kernel_cache;
+    fi->keep_cache = of.keep_cache;
+  }
+
+  static void Init(void* userdata, fuse_conn_info* conn) {
+    const FuseAdapter& self = *static_cast<FuseAdapter*>(userdata);
+    auto want = [conn](unsigned cap) {
+      if (conn->capable & cap) conn->want |= cap;
+    };
+    auto drop = [conn](unsigned cap) { conn->want &= ~cap; };
+    want(FUSE_CAP_ASYNC_READ);
+    want(FUSE_CAP_READDIRPLUS);
+    want(FUSE_CAP_READDIRPLUS_AUTO);
+    // The kernel passes the caller's umask instead of applying it; the
+    // filesystem applies it (RequestContext.umask).
+    want(FUSE_CAP_DONT_MASK);
+    want(FUSE_CAP_PARALLEL_DIROPS);
+    want(FUSE_CAP_ASYNC_DIO);
+    // Locks stay local to the kernel; we implement no lock operations.
+    drop(FUSE_CAP_POSIX_LOCKS);
+    drop(FUSE_CAP_FLOCK_LOCKS);
+    // Replies are copied, not spliced: the channel is our custom io.
+    drop(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    // The kernel truncates (setattr size) before an O_TRUNC open, and clears
+    // set-id bits on chown/truncate itself: fewer rules for Open and SetAttr.
+    drop(FUSE_CAP_ATOMIC_O_TRUNC);
+    drop(FUSE_CAP_HANDLE_KILLPRIV);
+    // Lookups of "." and ".." (needed for NFS export) are not supported.
+    drop(FUSE_CAP_EXPORT_SUPPORT);
+    if (self.options_.kernel_cache) {
+      want(FUSE_CAP_WRITEBACK_CACHE);
+      want(FUSE_CAP_AUTO_INVAL_DATA);
+      want(FUSE_CAP_CACHE_SYMLINKS);
+      conn->max_readahead = std::min<uint64_t>(conn->max_readahead, self.options_.readahead);
+    } else {
+      // File data lives in our budgeted cache only.
+      drop(FUSE_CAP_WRITEBACK_CACHE);
+      drop(FUSE_CAP_AUTO_INVAL_DATA);
+    }
+    conn->max_write = kMaxWrite;
+    conn->max_background = self.options_.max_background;
+    conn->congestion_threshold = 0;  // libfuse picks 3/4 of max_background
+    conn->time_gran = 1;
+    spdlog::debug("FUSE {}.{} capable 0x{:x} want 0x{:x} max_write {} max_background {}", conn->proto_major,
+                  conn->proto_minor, conn->capable, conn->want, conn->max_write, conn->max_background);
+  }
+
+  static void Destroy(void* userdata) {
+    // Shutdown is the daemon's job once the session loop has returned; the
+    // kernel sends DESTROY only for some mounts, so nothing depends on it.
+    spdlog::debug("FUSE destroy");
+  }
+
+  static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (RejectLongName(req, name)) return;
+    FuseAdapter& self = Self(req);
+    auto attr = self.fs_->Lookup(Context(req, false), parent, name);
+    if (!attr.ok() && ToErrno(attr.status()) == ENOENT) {
+      // A negative entry: the kernel caches the absence for the entry timeout.
+      // Safe because every change to the namespace comes through this mount.
+      fuse_entry_param e;
+      std::memset(&e, 0, sizeof(e));
+      e.entry_timeout = self.options_.timeout_seconds;
+      fuse_reply_entry(req, &e);
+      return;
+    }
+    ReplyEntry(req, attr);
+  }
+
+  static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    Self(req).fs_->Forget(ino, nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    Filesystem* fs = Self(req).fs_;
+    for (size_t i = 0; i < count; ++i) fs->Forget(forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseAdapter& self = Self(req);
+    auto attr = self.fs_->GetAttr(ino);
+    if (!attr.ok()) {
+      fuse_reply_err(req, ErrnoOf(attr.status()));
+      return;
+    }
+    struct stat st;
+    std::memset(&st, 0, sizeof(st));
+    attr->ToStat(&st);
+    fuse_reply_attr(req, &st, self.options_.timeout_seconds);
+  }
+
+  static void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set, fuse_file_info* fi) {
+    FuseAdapter& self = Self(req);
+    SetAttrRequest r;
+    if (to_set & FUSE_SET_ATTR_MODE) r.mode = in->st_mode;
+    if (to_set & FUSE_SET_ATTR_UID) r.uid = in->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) r.gid = in->st_gid;
+    if (to_set & FUSE_SET_ATTR_SIZE) r.size = static_cast<uint64_t>(in->st_size);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      r.atime_now = true;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      r.atime = storage::Timespec{in->st_atim.tv_sec, static_cast<uint32_t>(in->st_atim.tv_nsec)};
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+      r.mtime_now = true;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+      r.mtime = storage::Timespec{in->st_mtim.tv_sec, static_cast<uint32_t>(in->st_mtim.tv_nsec)};
+    }
+    // FUSE_SET_ATTR_CTIME (writeback cache) needs nothing: every change
+    // updates ctime.
+    if (fi != nullptr) r.fh = fi->fh;
+    const bool ownership = (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0;
+    auto attr = self.fs_->SetAttr(Context(req, ownership), ino, r);
+    if (!attr.ok()) {
+      fuse_reply_err(req, ErrnoOf(attr.status()));
+      return;
+    }
+    struct stat st;
+    std::memset(&st, 0, sizeof(st));
+    attr->ToStat(&st);
+    fuse_reply_attr(req, &st, self.options_.timeout_seconds);
+  }
+
+  static void Readlink(fuse_req_t req, fuse_ino_t ino) {
+    auto target = Self(req).fs_->Readlink(ino);
+    if (!target.ok()) {
+      fuse_reply_err(req, ErrnoOf(target.status()));
+      return;
+    }
+    fuse_reply_readlink(req, target->c_str());
+  }
+
+  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    if (RejectLongName(req, name)) return;
+    ReplyEntry(req, Self(req).fs_->Mknod(Context(req, false), parent, name, mode, rdev));
+  }
+
+  static void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    if (RejectLongName(req, name)) return;
+    ReplyEntry(req, Self(req).fs_->Mkdir(Context(req, false), parent, name, mode));
+  }
+
+  static void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+    if (RejectLongName(req, name)) return;
+    ReplyEntry(req, Self(req).fs_->Symlink(Context(req, false), parent, name, target));
+  }
+
+  static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+    if (RejectLongName(req, new_name)) return;
+    ReplyEntry(req, Self(req).fs_->Link(Context(req, false), ino, new_parent, new_name));
+  }
+
+  static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (RejectLongName(req, name)) return;
+    ReplyStatus(req, Self(req).fs_->Unlink(Context(req, false), parent, name));
+  }
+
+  static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (RejectLongName(req, name)) return;
+    ReplyStatus(req, Self(req).fs_->Rmdir(Context(req, false), parent, name));
+  }
+
+  static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+                     const char* new_name, unsigned int flags) {
+    if (RejectLongName(req, name) || RejectLongName(req, new_name)) return;
+    ReplyStatus(req, Self(req).fs_->Rename(Context(req, false), parent, name, new_parent, new_name, flags));
+  }
+
+  static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseAdapter& self = Self(req);
+    auto of = self.fs_->Open(Context(req, false), ino, fi->flags);
+    if (!of.ok()) {
+      fuse_reply_err(req, ErrnoOf(of.status()));
+      return;
+    }
+    FillOpen(self, *of, fi);
+    if (fuse_reply_open(req, fi) != 0) (void)self.fs_->Release(ino, of->fh);
+  }
+
+  static void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+    if (RejectLongName(req, name)) return;
+    FuseAdapter& self = Self(req);
+    auto created = self.fs_->Create(Context(req, false), parent, name, mode, fi->flags);
+    if (!created.ok()) {
+      fuse_reply_err(req, ErrnoOf(created.status()));
+      return;
+    }
+    const auto& [attr, of] = *created;
+    FillOpen(self, of, fi);
+    const fuse_entry_param e = Entry(self, attr);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+      (void)self.fs_->Release(attr.ino, of.fh);
+      self.fs_->Forget(attr.ino, 1);
+    }
+  }
+
+  static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    if (off < 0) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    std::unique_ptr<char[]> buf(new (std::nothrow) char[std::max<size_t>(size, 1)]);
+    if (!buf) {
+      fuse_reply_err(req, ENOMEM);
+      return;
+    }
+    auto n = Self(req).fs_->Read(ino, fi->fh, static_cast<uint64_t>(off), size, buf.get());
+    if (!n.ok()) {
+      fuse_reply_err(req, ErrnoOf(n.status()));
+      return;
+    }
+    fuse_reply_buf(req, buf.get(), std::min(*n, size));
+  }
+
+  static void Write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
+                    fuse_file_info* fi) {
+    if (off < 0) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    auto n = Self(req).fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size);
+    if (!n.ok()) {
+      fuse_reply_err(req, ErrnoOf(n.status()));
+      return;
+    }
+    fuse_reply_write(req, *n);
+  }
+
+  static void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    ReplyStatus(req, Self(req).fs_->Flush(ino, fi->fh));
+  }
+
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    ReplyStatus(req, Self(req).fs_->Release(ino, fi->fh));
+  }
+
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+    ReplyStatus(req, Self(req).fs_->Fsync(ino, fi->fh, datasync != 0));
+  }
+
+  static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseAdapter& self = Self(req);
+    auto fh = self.fs_->OpenDir(Context(req, false), ino, fi->flags);
+    if (!fh.ok()) {
+      fuse_reply_err(req, ErrnoOf(fh.status()));
+      return;
+    }
+    fi->fh = *fh;
+    if (fuse_reply_open(req, fi) != 0) (void)self.fs_->ReleaseDir(ino, *fh);
+  }
+
+  // readdir and readdirplus: entries are packed until the kernel's buffer is
+  // full; the entry that does not fit is refused (fn returns false) so the
+  // filesystem neither consumes it nor takes a reference for it.
+  static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+                            bool plus) {
+    FuseAdapter& self = Self(req);
+    std::vector<char> buf(size);
+    size_t used = 0;
+    std::vector<uint64_t> referenced;  // plus: references to give back if the reply fails
+    auto fill = [&](const DirListEntry& d) -> bool {
+      const size_t room = size - used;
+      size_t need = 0;
+      const bool dot = d.name == "." || d.name == "..";
+      if (plus && !dot) {
+        const fuse_entry_param e = Entry(self, d.attr);
+        need = fuse_add_direntry_plus(req, buf.data() + used, room, d.name.c_str(), &e,
+                                      static_cast<off_t>(d.next_offset));
+      } else if (plus) {
+        // "." and "..": the kernel takes no reference for them, so none is
+        // announced (ino 0 = no entry, only the name and d_ino).
+        fuse_entry_param e;
+        std::memset(&e, 0, sizeof(e));
+        e.attr.st_ino = d.ino;
+        e.attr.st_mode = d.type;
+        need = fuse_add_direntry_plus(req, buf.data() + used, room, d.name.c_str(), &e,
+                                      static_cast<off_t>(d.next_offset));
+      } else {
+        struct stat st;
+        std::memset(&st, 0, sizeof(st));
+        st.st_ino = d.ino;
+        st.st_mode = d.type;
+        need = fuse_add_direntry(req, buf.data() + used, room, d.name.c_str(), &st,
+                                 static_cast<off_t>(d.next_offset));
+      }
+      if (need > room) return false;
+      used += need;
+      if (plus && !dot) referenced.push_back(d.attr.ino);
+      return true;
+    };
+    absl::Status s = self.fs_->ReadDir(Context(req, false), ino, fi->fh, static_cast<uint64_t>(off), plus, fill);
+    if (!s.ok() && used == 0) {
+      fuse_reply_err(req, ErrnoOf(s));
+      return;
+    }
+    // On an error after some entries, those are returned; the next call
+    // starts after them and meets the error again.
+    if (fuse_reply_buf(req, buf.data(), used) != 0) {
+      for (uint64_t referenced_ino : referenced) self.fs_->Forget(referenced_ino, 1);
+    }
+  }
+
+  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    ReadDirCommon(req, ino, size, off, fi, false);
+  }
+
+  static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    ReadDirCommon(req, ino, size, off, fi, true);
+  }
+
+  static void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    ReplyStatus(req, Self(req).fs_->ReleaseDir(ino, fi->fh));
+  }
+
+  static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
+    ReplyStatus(req, Self(req).fs_->FsyncDir(ino, fi->fh, datasync != 0));
+  }
+
+  static void StatFs(fuse_req_t req, fuse_ino_t ino) {
+    auto stats = Self(req).fs_->StatFs();
+    if (!stats.ok()) {
+      fuse_reply_err(req, ErrnoOf(stats.status()));
+      return;
+    }
+    struct statvfs sv;
+    std::memset(&sv, 0, sizeof(sv));
+    sv.f_bsize = stats->block_size;
+    sv.f_frsize = stats->block_size;
+    sv.f_blocks = stats->blocks;
+    sv.f_bfree = stats->blocks_free;
+    sv.f_bavail = stats->blocks_avail;
+    sv.f_files = stats->files;
+    sv.f_ffree = stats->files_free;
+    sv.f_favail = stats->files_free;
+    sv.f_namemax = stats->name_max;
+    fuse_reply_statfs(req, &sv);
+  }
+
+  static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                       int flags) {
+    ReplyStatus(req, Self(req).fs_->SetXattr(Context(req, false), ino, name, std::string_view(value, size), flags));
+  }
+
+  // getxattr/listxattr protocol: size 0 asks for the length; a buffer that
+  // is too small is ERANGE.
+  static void ReplyXattrValue(fuse_req_t req, const std::string& value, size_t size) {
+    if (size == 0) {
+      fuse_reply_xattr(req, value.size());
+    } else if (size < value.size()) {
+      fuse_reply_err(req, ERANGE);
+    } else {
+      fuse_reply_buf(req, value.data(), value.size());
+    }
+  }
+
+  static void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    auto value = Self(req).fs_->GetXattr(ino, name);
+    if (!value.ok()) {
+      fuse_reply_err(req, ErrnoOf(value.status()));
+      return;
+    }
+    ReplyXattrValue(req, *value, size);
+  }
+
+  static void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    auto names = Self(req).fs_->ListXattr(ino);
+    if (!names.ok()) {
+      fuse_reply_err(req, ErrnoOf(names.status()));
+      return;
+    }
+    std::string list;
+    for (const std::string& n : *names) {
+      list += n;
+      list.push_back('\0');
+    }
+    ReplyXattrValue(req, list, size);
+  }
+
+  static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    ReplyStatus(req, Self(req).fs_->RemoveXattr(Context(req, false), ino, name));
+  }
+
+  static void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    ReplyStatus(req, Self(req).fs_->Access(Context(req, true), ino, mask));
+  }
+
+  static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
+    if (off < 0 || len <= 0) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    ReplyStatus(req, Self(req).fs_->Fallocate(Context(req, false), ino, fi->fh, mode, static_cast<uint64_t>(off),
+                                              static_cast<uint64_t>(len)));
+  }
+
+  static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
+    // SEEK_SET/CUR/END are answered by the kernel and never arrive.
+    if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    auto pos = Self(req).fs_->Lseek(ino, fi->fh, static_cast<uint64_t>(off), whence);
+    if (!pos.ok()) {
+      fuse_reply_err(req, ErrnoOf(pos.status()));
+      return;
+    }
+    fuse_reply_lseek(req, static_cast<off_t>(*pos));
+  }
+
+  static fuse_lowlevel_ops MakeTable() {
+    fuse_lowlevel_ops ops;
+    std::memset(&ops, 0, sizeof(ops));
+    ops.init = Init;
+    ops.destroy = Destroy;
+    ops.lookup = Lookup;
+    ops.forget = Forget;
+    ops.forget_multi = ForgetMulti;
+    ops.getattr = GetAttr;
+    ops.setattr = SetAttr;
+    ops.readlink = Readlink;
+    ops.mknod = Mknod;
+    ops.mkdir = Mkdir;
+    ops.unlink = Unlink;
+    ops.rmdir = Rmdir;
+    ops.symlink = Symlink;
+    ops.rename = Rename;
+    ops.link = Link;
+    ops.open = Open;
+    ops.read = Read;
+    ops.write = Write;
+    ops.flush = Flush;
+    ops.release = Release;
+    ops.fsync = Fsync;
+    ops.opendir = OpenDir;
+    ops.readdir = ReadDir;
+    ops.readdirplus = ReadDirPlus;
+    ops.releasedir = ReleaseDir;
+    ops.fsyncdir = FsyncDir;
+    ops.statfs = StatFs;
+    ops.setxattr = SetXattr;
+    ops.getxattr = GetXattr;
+    ops.listxattr = ListXattr;
+    ops.removexattr = RemoveXattr;
+    ops.access = Access;
+    ops.create = Create;
+    ops.fallocate = Fallocate;
+    ops.lseek = Lseek;
+    // copy_file_range, ioctl, poll, bmap, locks: absent, so libfuse answers
+    // ENOSYS and the kernel falls back (copy) or keeps locks local.
+    return ops;
+  }
+};
+
+FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
+    : fs_(fs), options_(options), channel_(/*request_allow_mmap=*/!options.kernel_cache) {}
+
+FuseAdapter::~FuseAdapter() { StopInvalidator(); }
+
+const fuse_lowlevel_ops& FuseAdapter::Operations() {
+  static const fuse_lowlevel_ops ops = FuseOps::MakeTable();
+  return ops;
+}
+
+absl::Status FuseAdapter::AttachChannel(fuse_session* session) {
+  // libfuse passes the session's userdata (this adapter) to the callbacks.
+  fuse_custom_io io;
+  std::memset(&io, 0, sizeof(io));
+  io.read = [](int fd, void* buf, size_t len, void* userdata) -> ssize_t {
+    return static_cast<FuseAdapter*>(userdata)->channel_.Read(fd, buf, len);
+  };
+  io.writev = [](int fd, struct iovec* iov, int count, void* userdata) -> ssize_t {
+    return static_cast<FuseAdapter*>(userdata)->channel_.Writev(fd, iov, count);
+  };
+  const int fd = fuse_session_fd(session);
+  if (const int err = fuse_session_custom_io(session, &io, fd); err != 0) {
+    return absl::InternalError(absl::StrCat("cannot take over the FUSE channel: ", std::strerror(-err)));
+  }
+  return absl::OkStatus();
+}
+
+void FuseAdapter::StartInvalidator(fuse_session* session) {
+  invalidator_.Start(session);
+  fs_->SetInvalidator([this](const Filesystem::InvalRequest& r) { invalidator_.Enqueue(r.parent, r.name); });
+  invalidator_hooked_.store(true);
+}
+
+void FuseAdapter::StopInvalidator() {
+  if (invalidator_hooked_.exchange(false)) fs_->SetInvalidator(nullptr);
+  invalidator_.Stop();
+}
+
+std::string FuseAdapter::StatsText() const {
+  return absl::StrCat("fuse_direct_io_allow_mmap ", channel_.allow_mmap_granted() ? 1 : 0, "\n",
+                      "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
+                      "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n");
+}
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,64 @@
+// The FUSE adapter: libfuse low-level requests -> Filesystem calls -> replies.
+// It owns the translation only (attributes to struct stat, status to errno,
+// reply buffers, INIT capabilities); POSIX semantics live in Filesystem.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "fs/filesystem.h"
+#include "fs/fuse_channel.h"
+#include "fs/fuse_invalidator.h"
+
+struct fuse_lowlevel_ops;
+struct fuse_session;
+
+namespace reclaimfs::fs {
+
+struct FuseAdapterOptions {
+  bool kernel_cache = false;         // false: FOPEN_DIRECT_IO on every open file
+  uint32_t max_background = 64;      // FUSE INIT max_background
+  uint64_t readahead = 128 << 10;    // kernel readahead when kernel_cache
+  bool default_permissions = true;   // false: the filesystem checks, so it needs groups
+  double timeout_seconds = 1.0;      // entry and attribute cache timeouts
+};
+
+class FuseAdapter {
+ public:
+  FuseAdapter(Filesystem* fs, FuseAdapterOptions options);
+  ~FuseAdapter();  // StopInvalidator()
+
+  FuseAdapter(const FuseAdapter&) = delete;
+  FuseAdapter& operator=(const FuseAdapter&) = delete;
+
+  // The operation table for fuse_session_new(); the session's userdata must
+  // be this adapter.
+  static const fuse_lowlevel_ops& Operations();
+
+  // After fuse_session_mount(): routes the session's /dev/fuse reads and
+  // writes through channel() (see fuse_channel.h for why).
+  absl::Status AttachChannel(fuse_session* session);
+
+  // Starts the dentry-invalidation worker and hands the filesystem a way to
+  // queue requests for it. StopInvalidator() must run before the session is
+  // destroyed.
+  void StartInvalidator(fuse_session* session);
+  void StopInvalidator();
+
+  FuseChannel& channel() { return channel_; }
+  // "name value" lines about the adapter, for the control socket.
+  std::string StatsText() const;
+
+ private:
+  friend struct FuseOps;
+
+  Filesystem* const fs_;
+  const FuseAdapterOptions options_;
+  FuseChannel channel_;
+  FuseInvalidator invalidator_;
+  std::atomic<bool> invalidator_hooked_{false};
+};
+
+}  // namespace reclaimfs::fs

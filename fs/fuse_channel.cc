@@ -1,0 +1,91 @@
+// INIT request/reply inspection on the raw FUSE protocol. Struct layouts come
+// from the kernel ABI header; the flags2 bit is defined here because the
+// installed header predates it.
+#include "fs/fuse_channel.h"
+
+#include <linux/fuse.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "spdlog/spdlog.h"
+
+namespace reclaimfs::fs {
+namespace {
+
+// FUSE_DIRECT_IO_ALLOW_MMAP (protocol 7.39): bit 36 of the 64-bit INIT
+// flags, i.e. bit 4 of flags2, which counts only when FUSE_INIT_EXT is set.
+constexpr uint64_t kDirectIoAllowMmap = 1ull << 36;
+constexpr uint32_t kInitExt = FUSE_INIT_EXT;
+constexpr uint32_t kFuseInitOpcode = FUSE_INIT;
+
+constexpr size_t kInitInFlags2End = offsetof(fuse_init_in, flags2) + sizeof(uint32_t);
+constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
+
+}  // namespace
+
+ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
+  const ssize_t n = ::read(fd, buf, len);
+  if (n > 0 && !init_seen_.load(std::memory_order_relaxed)) {
+    const int saved = errno;
+    NoteInit(buf, static_cast<size_t>(n));
+    errno = saved;
+  }
+  return n;
+}
+
+void FuseChannel::NoteInit(const void* buf, size_t len) {
+  fuse_in_header in;
+  if (len < sizeof(in)) return;
+  std::memcpy(&in, buf, sizeof(in));
+  if (in.opcode != kFuseInitOpcode) return;
+  const auto* body = static_cast<const char*>(buf) + sizeof(in);
+  const size_t body_len = len - sizeof(in);
+  fuse_init_in init{};
+  std::memcpy(&init, body, std::min(body_len, sizeof(init)));
+  if (init.major != 7) return;  // a newer major is answered and re-sent as 7.x
+  const bool ext = body_len >= kInitInFlags2End && (init.flags & kInitExt) != 0;
+  const uint64_t flags = init.flags | (ext ? static_cast<uint64_t>(init.flags2) << 32 : 0);
+  kernel_init_ext_.store(ext, std::memory_order_relaxed);
+  offered_.store((flags & kDirectIoAllowMmap) != 0, std::memory_order_release);
+  init_unique_.store(in.unique, std::memory_order_release);
+  init_seen_.store(true, std::memory_order_release);
+}
+
+ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
+  const uint64_t unique = init_unique_.load(std::memory_order_acquire);
+  // libfuse sends a reply as {out header, body}; INIT's body is fuse_init_out.
+  if (unique == 0 || count != 2 || iov[0].iov_len != sizeof(fuse_out_header)) {
+    return ::writev(fd, iov, count);
+  }
+  fuse_out_header out;
+  std::memcpy(&out, iov[0].iov_base, sizeof(out));
+  if (out.unique != unique) return ::writev(fd, iov, count);
+  init_unique_.store(0, std::memory_order_release);
+  if (out.error != 0 || iov[1].iov_len < kInitOutFlags2End || !request_allow_mmap_ ||
+      !offered_.load(std::memory_order_acquire) || !kernel_init_ext_.load(std::memory_order_relaxed)) {
+    return ::writev(fd, iov, count);
+  }
+
+  std::vector<char> body(static_cast<const char*>(iov[1].iov_base),
+                         static_cast<const char*>(iov[1].iov_base) + iov[1].iov_len);
+  fuse_init_out init;
+  std::memcpy(&init, body.data(), kInitOutFlags2End);
+  init.flags |= kInitExt;
+  init.flags2 |= static_cast<uint32_t>(kDirectIoAllowMmap >> 32);
+  std::memcpy(body.data(), &init, kInitOutFlags2End);
+
+  const struct iovec patched[2] = {iov[0], {body.data(), body.size()}};
+  const ssize_t n = ::writev(fd, patched, 2);
+  if (n >= 0) {
+    granted_.store(true, std::memory_order_release);
+    spdlog::debug("INIT reply: FUSE_DIRECT_IO_ALLOW_MMAP granted");
+  }
+  return n;
+}
+
+}  // namespace reclaimfs::fs

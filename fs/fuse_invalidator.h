@@ -1,0 +1,59 @@
+// Sends the kernel the dentry invalidations the inode-cache shrinker asks
+// for. fuse_lowlevel_notify_inval_entry takes the parent directory's inode
+// lock in the kernel, which a request in flight on that directory may hold
+// while it waits for us; so it is sent from this dedicated worker, which
+// holds no filesystem locks, never from a request thread or the shrinker
+// (DESIGN 6.6). The queue is bounded: invalidations are hints, and dropping
+// one only delays reclaim of that inode.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+struct fuse_session;
+
+namespace reclaimfs::fs {
+
+class FuseInvalidator {
+ public:
+  explicit FuseInvalidator(size_t max_queued = 4096) : max_queued_(max_queued) {}
+  ~FuseInvalidator();  // Stop()
+
+  FuseInvalidator(const FuseInvalidator&) = delete;
+  FuseInvalidator& operator=(const FuseInvalidator&) = delete;
+
+  void Start(fuse_session* session);
+  // Drains nothing: pending requests are dropped. Must run before the
+  // session is destroyed.
+  void Stop();
+
+  // Never blocks beyond a short queue lock; callable under filesystem locks.
+  void Enqueue(uint64_t parent, std::string name);
+
+  uint64_t sent() const { return sent_.load(); }
+  uint64_t dropped() const { return dropped_.load(); }
+
+ private:
+  struct Request {
+    uint64_t parent;
+    std::string name;
+  };
+  void Run();
+
+  const size_t max_queued_;
+  fuse_session* session_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request> queue_;
+  bool running_ = false;
+  bool stop_ = false;
+  std::atomic<uint64_t> sent_{0}, dropped_{0};
+  std::thread thread_;
+};
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,48 @@
+// The handle table.
+#include "fs/handle_table.h"
+
+#include <fcntl.h>
+
+namespace reclaimfs::fs {
+
+bool Handle::readable() const {
+  const int acc = flags & O_ACCMODE;
+  return acc == O_RDONLY || acc == O_RDWR;
+}
+
+bool Handle::writable() const {
+  const int acc = flags & O_ACCMODE;
+  return acc == O_WRONLY || acc == O_RDWR;
+}
+
+bool Handle::append() const { return (flags & O_APPEND) != 0; }
+
+uint64_t HandleTable::Add(const Handle& h) {
+  std::lock_guard l(mu_);
+  const uint64_t fh = next_++;
+  handles_.emplace(fh, h);
+  return fh;
+}
+
+std::optional<Handle> HandleTable::Get(uint64_t fh) const {
+  std::lock_guard l(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Handle> HandleTable::Remove(uint64_t fh) {
+  std::lock_guard l(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return std::nullopt;
+  Handle h = it->second;
+  handles_.erase(it);
+  return h;
+}
+
+size_t HandleTable::size() const {
+  std::lock_guard l(mu_);
+  return handles_.size();
+}
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,37 @@
+// Open file and directory handles: the fh numbers handed to the kernel, each
+// remembering its inode, open flags and the opener's credentials (a write
+// through the handle clears set-id bits unless the opener was root).
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+namespace reclaimfs::fs {
+
+struct Handle {
+  uint64_t ino = 0;
+  int flags = 0;  // open(2) flags: access mode, O_APPEND, ...
+  uint32_t uid = 0, gid = 0;
+  bool dir = false;
+
+  bool readable() const;
+  bool writable() const;
+  bool append() const;
+};
+
+class HandleTable {
+ public:
+  uint64_t Add(const Handle& h);
+  std::optional<Handle> Get(uint64_t fh) const;
+  std::optional<Handle> Remove(uint64_t fh);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  uint64_t next_ = 1;
+  std::unordered_map<uint64_t, Handle> handles_;
+};
+
+}  // namespace reclaimfs::fs

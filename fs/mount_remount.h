@@ -1,0 +1,15 @@
+// `reclaimfs STORE MOUNTPOINT -o remount,ro|rw`: changes the flags of the
+// existing mount with mount(2) MS_REMOUNT and returns. No second daemon is
+// ever started for a remount; the running daemon notices the change through
+// its MountWatcher.
+#pragma once
+
+#include "absl/status/status.h"
+#include "fs/mount_options.h"
+
+namespace reclaimfs::fs {
+
+// Keeps the mount's current flags except those the request names.
+absl::Status RemountExisting(const MountRequest& request);
+
+}  // namespace reclaimfs::fs

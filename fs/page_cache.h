@@ -1,0 +1,200 @@
+// The page cache: per-file page indexes and extent maps (FileState), the
+// global two-list LRU (inactive/active with a referenced bit, after Linux's
+// mark_page_accessed), page creation charged to the memory budget, and the
+// dirty/writeback accounting the flushers and the throttle read.
+//
+// Lock order (outermost first):
+//   FileState::wb_mu  ->  page locks (ascending index within one file)
+//   -> MetaStore commit lock (prepare callbacks) -> FileState::mu -> lru_mu_
+//   -> Allocator's mutex.
+// FileState::mu and lru_mu_ are leaf locks: never held across IO, page-lock
+// waits or budget charges. Reclaim takes page locks and FileState::mu only
+// with try-lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fs/extent_map.h"
+#include "fs/page.h"
+#include "reclaim/memory_manager.h"
+#include "storage/meta_store.h"
+
+namespace reclaimfs::fs {
+
+// Cached data state of one file.
+struct FileState {
+  explicit FileState(uint64_t ino) : ino(ino) {}
+
+  const uint64_t ino;
+
+  // Leaf lock: guards pages, extents, extents_loaded and the readahead state.
+  std::mutex mu;
+  std::map<uint64_t, Page*> pages;  // index -> page (holds one reference)
+  ExtentMap extents;
+  bool extents_loaded = false;
+  uint64_t ra_prev_end = UINT64_MAX;  // byte offset where the last read ended
+  uint64_t ra_next = 0;               // first page index not yet read ahead
+
+  std::atomic<uint64_t> nr_dirty{0};
+  std::atomic<uint64_t> nr_writeback{0};
+  std::atomic<uint64_t> nr_reserved{0};   // pages holding a reserved block
+  std::atomic<int64_t> dirtied_when_ms{0};  // when nr_dirty last left 0
+
+  // Serialises writeback of this file so delayed allocation hands out
+  // contiguous runs. Held across IO by flushers; reclaim never takes it.
+  std::timed_mutex wb_mu;
+  std::atomic<bool> wb_queued{false};   // a background/periodic job is queued
+  std::atomic<int> wb_error{0};         // errno the next Sync reports
+  std::atomic<int> wb_error_streak{0};  // consecutive failed writebacks
+};
+
+struct PageCacheStats {
+  std::atomic<uint64_t> hits{0};
+  std::atomic<uint64_t> misses{0};
+  std::atomic<uint64_t> readahead_pages{0};
+  std::atomic<uint64_t> readahead_skipped{0};  // no memory for readahead
+  std::atomic<uint64_t> lock_timeouts{0};      // bounded page waits that expired
+  std::atomic<uint64_t> writeback_waits{0};    // non-reclaim waits for writeback
+  std::atomic<uint64_t> writeback_wait_timeouts{0};
+  std::atomic<uint64_t> read_ios{0};
+  std::atomic<uint64_t> shrink_scanned{0};
+  std::atomic<uint64_t> shrink_freed{0};
+  std::atomic<uint64_t> shrink_busy{0};
+  std::atomic<uint64_t> shrink_rotated{0};
+  std::atomic<uint64_t> shrink_dirty{0};
+  std::atomic<uint64_t> shrink_deactivated{0};
+};
+
+// What one look at the inactive tail found (see IsolateForReclaim).
+struct IsolateResult {
+  std::vector<Page*> clean;  // isolated from the LRU, with a reference
+  std::vector<Page*> dirty;  // kPagePageout newly set, with a reference
+  uint64_t scanned = 0;
+  uint64_t referenced = 0;
+  uint64_t busy = 0;        // locked, or referenced by others
+  uint64_t writeback = 0;
+  uint64_t dirty_seen = 0;  // including pages whose pageout is already queued
+};
+
+class PageCache {
+ public:
+  PageCache(reclaim::MemoryManager* mm, storage::MetaStore* meta, uint32_t page_size);
+  ~PageCache();  // DropAll()
+  // Frees every page and forgets every file; callers must be quiescent.
+  void DropAll();
+
+  uint32_t page_size() const { return page_size_; }
+  reclaim::MemoryManager* mm() const { return mm_; }
+
+  // File states.
+  std::shared_ptr<FileState> GetFile(uint64_t ino);   // creates if absent
+  std::shared_ptr<FileState> FindFile(uint64_t ino);  // nullptr if absent
+  // Forgets the file's state if it is still `expected`.
+  void RemoveFile(uint64_t ino, const FileState* expected);
+  std::vector<std::shared_ptr<FileState>> Files();
+  // Loads the extent map once (MetaStore read, no lock held).
+  absl::Status EnsureExtents(FileState* fs);
+
+  // Returns the page with a reference, or nullptr.
+  Page* Find(FileState* fs, uint64_t index);
+  // Pages of fs with index in [first, end), each with a reference, ascending.
+  std::vector<Page*> FindRange(FileState* fs, uint64_t first, uint64_t end);
+  // Finds or creates the page. A new page is charged first (Charge may run
+  // direct reclaim: call with no locks held) and is returned *locked* with
+  // *created = true. Either way the caller gets a reference.
+  absl::StatusOr<Page*> FindOrCreate(FileState* fs, uint64_t index, bool* created);
+  // Like FindOrCreate for a caller that already charged one page per page
+  // it may create (one Charge for a whole read): uses that charge for a new
+  // page, or releases it when the page exists. nullptr if out of memory.
+  Page* InsertCharged(FileState* fs, uint64_t index, bool* created);
+  // Creates a locked page for readahead if absent and if the budget has room
+  // without reclaim (TryCharge); nullptr otherwise.
+  Page* CreateForReadahead(FileState* fs, uint64_t index);
+  // Drops a reference; the last one frees the page and uncharges it.
+  void Put(Page* p);
+
+  // Removes a locked, attached page from its file and the LRU and drops the
+  // index's reference (the caller still holds its own).
+  void Detach(Page* p);
+
+  // Accounting; the page is locked (SetDirty/SetWriteback) or owned by the
+  // writeback that set kPageWriteback (EndWriteback).
+  void SetDirty(Page* p);
+  void ClearDirty(Page* p);
+  void SetWriteback(Page* p);
+  void EndWriteback(Page* p);
+  // Reservation bookkeeping of the page's delayed-allocation block.
+  void SetReserved(Page* p);
+  void ClearReserved(Page* p);  // does not unreserve in the allocator
+
+  // mark_page_accessed: the first access sets referenced, a second one on
+  // the inactive list promotes the page to the active list.
+  void MarkAccessed(Page* p);
+
+  // Reclaim side of the LRU.
+  uint64_t LruPages() const;
+  uint64_t ActivePages() const;
+  uint64_t InactivePages() const;
+  // Moves up to nr pages from the active tail to the inactive head while the
+  // inactive list is the smaller one.
+  void BalanceLists(uint64_t nr);
+  // Looks at up to nr pages from the inactive tail: referenced ones rotate
+  // (second chance), busy ones rotate, dirty ones get kPagePageout and a
+  // reference for pageout work, clean unreferenced ones are isolated.
+  void IsolateForReclaim(uint64_t nr, IsolateResult* out);
+  // Frees an isolated clean page if it can be done without blocking; else
+  // puts it back. Consumes the isolation reference either way.
+  bool TryFreeIsolated(Page* p);
+  // Puts an isolated page back on the LRU (if still attached) and drops the
+  // caller's reference.
+  void PutBack(Page* p);
+
+  uint64_t pages() const { return nr_pages_.load(std::memory_order_relaxed); }
+  uint64_t dirty_pages() const { return nr_dirty_.load(std::memory_order_relaxed); }
+  uint64_t writeback_pages() const { return nr_writeback_.load(std::memory_order_relaxed); }
+  PageCacheStats& stats() { return stats_; }
+  const PageCacheStats& stats() const { return stats_; }
+
+ private:
+  struct LruList {
+    Page* head = nullptr;  // most recent
+    Page* tail = nullptr;  // next to look at
+    uint64_t n = 0;
+    void PushFront(Page* p);
+    void PushBack(Page* p);
+    void Remove(Page* p);
+  };
+
+  Page* NewPage(FileState* fs, uint64_t index);  // uncharged, refs 1
+  void FreePage(Page* p);                         // uncharges
+  // Inserts a new page (locked, attached, on the inactive list) unless the
+  // index is taken; returns the page now at `index` with a reference.
+  Page* InsertOrGet(FileState* fs, Page* fresh, bool* inserted);
+  void LruAddLocked(Page* p);
+  void LruDelLocked(Page* p);
+
+  reclaim::MemoryManager* const mm_;
+  storage::MetaStore* const meta_;
+  const uint32_t page_size_;
+
+  std::mutex files_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<FileState>> files_;
+
+  mutable std::mutex lru_mu_;  // leaf
+  LruList inactive_, active_;
+
+  std::atomic<uint64_t> nr_pages_{0};
+  std::atomic<uint64_t> nr_dirty_{0};
+  std::atomic<uint64_t> nr_writeback_{0};
+  PageCacheStats stats_;
+};
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,38 @@
+// Permission checks of the POSIX layer: access bits against the caller's
+// credentials (root bypasses read/write, and execute when any x bit is set or
+// for directories), the sticky-directory rule, ownership of new inodes
+// (umask, setgid directories) and the set-id bits that writes and chown clear.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "fs/filesystem.h"
+#include "storage/format.h"
+
+namespace reclaimfs::fs {
+
+bool IsRoot(const RequestContext& ctx);
+bool InGroup(const RequestContext& ctx, uint32_t gid);
+bool IsOwnerOrRoot(const RequestContext& ctx, const storage::InodeRecord& rec);
+
+// mask: R_OK|W_OK|X_OK. EACCES when denied.
+absl::Status CheckAccess(const RequestContext& ctx, const storage::InodeRecord& rec, int mask);
+// Removing or renaming `victim` out of `dir`: with the sticky bit only the
+// owner of either (or root) may. EPERM when denied.
+absl::Status CheckSticky(const RequestContext& ctx, const storage::InodeRecord& dir,
+                         const storage::InodeRecord& victim);
+
+// Owner, group and mode of a new inode of type `type` (S_IFMT bits) created
+// by ctx in `parent` with requested permission bits `perm`.
+struct NewOwnership {
+  uint32_t uid = 0, gid = 0, mode = 0;
+};
+NewOwnership OwnershipForNew(const RequestContext& ctx, const storage::InodeRecord& parent,
+                             uint32_t type, uint32_t perm);
+
+// Mode after a write or truncation by a non-root caller: S_ISUID goes, and
+// S_ISGID when group-execute is set (otherwise it means mandatory locking).
+uint32_t KillSuid(uint32_t mode);
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,119 @@
+// Writeback: the flusher pool and everything that writes dirty pages.
+//
+// Work kinds: background (dirty memory over the background threshold, or a
+// kick from direct reclaim / the throttle), periodic (files dirty for longer
+// than the expiry), pageout (queued by the shrinker holding a page reference,
+// never the lock), and sync (the caller waits). A small controller thread
+// decides background and periodic work and posts per-file jobs to a
+// Boost.Asio thread pool; pageout work is batched onto the same pool.
+//
+// Writing a set of pages: lock ascending, re-check, clear dirty and set
+// writeback, unlock; allocate blocks for delayed-allocation pages next to the
+// file's previous extent; submit all IO in one batch; wait; then one metadata
+// commit (extents + allocation + inode record) — data before the metadata
+// that points at it; then end writeback and signal reclaim's progress event.
+// All of it runs in a kScopeNoFs | kScopeMayUseReserve scope.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "absl/status/status.h"
+#include "fs/file_data.h"
+#include "fs/page_cache.h"
+#include "storage/allocator.h"
+#include "storage/block_device.h"
+#include "storage/meta_store.h"
+
+namespace reclaimfs::fs {
+
+struct WritebackStats {
+  std::atomic<uint64_t> pageout_queued{0};
+  std::atomic<uint64_t> pageout_done{0};
+  std::atomic<uint64_t> pageout_dropped{0};  // page truncated, cleaned or busy meanwhile
+  std::atomic<uint64_t> background_jobs{0};
+  std::atomic<uint64_t> periodic_jobs{0};
+  std::atomic<uint64_t> sync_jobs{0};
+  std::atomic<uint64_t> flush_ios{0};        // write requests submitted
+  std::atomic<uint64_t> pages_written{0};
+  std::atomic<uint64_t> blocks_allocated{0};
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> io_slow_waits{0};    // one per second a flusher waited on its IO
+  std::atomic<uint64_t> lock_timeouts{0};    // bounded waits for wb_mu / page locks that expired
+};
+
+class Writeback {
+ public:
+  Writeback(PageCache* cache, storage::MetaStore* meta, storage::Allocator* alloc,
+            storage::BlockDevice* dev, InodeRecordSource* records, const FileDataOptions& options);
+  ~Writeback();  // Stop() if not done
+
+  void Start();
+  // Stops the controller (no new background/periodic work).
+  void StopController();
+  // Finishes queued work and joins the pool. Call after StopController.
+  void Stop();
+
+  // Asks for background writeback now. Never blocks.
+  void Kick();
+  // Pageout work for a dirty page; consumes the caller's reference. Never
+  // blocks: safe from a shrinker.
+  void QueuePageout(Page* p);
+  // The blocking shrinker's way: the same work, done and waited for here.
+  void PageoutNow(Page* p);
+
+  // Writes every dirty page of the file and waits for it (sync work).
+  absl::Status WriteAndWait(const std::shared_ptr<FileState>& fs);
+
+  const WritebackStats& stats() const { return stats_; }
+  std::string StatsText() const;
+
+ private:
+  enum class JobKind { kBackground, kPeriodic, kSync };
+
+  void ControllerLoop();
+  void RunFileJob(const std::shared_ptr<FileState>& fs, JobKind kind);
+  void DrainPageouts();
+  void RunPageout(Page* p);
+
+  // Writes dirty pages of fs in [first, end), ascending, in chunks.
+  absl::Status WriteFile(const std::shared_ptr<FileState>& fs, uint64_t first, uint64_t end);
+  // Writes `pages` (each with a reference, ascending). `locked` is already
+  // locked by the caller; with try_rest the others are try-locked and the
+  // cluster stops at the first busy one (pageout), else they are waited for.
+  // Consumes the references.
+  absl::Status WritePageSet(FileState* fs, std::vector<Page*> pages, Page* locked, bool try_rest);
+
+  PageCache* const cache_;
+  storage::MetaStore* const meta_;
+  storage::Allocator* const alloc_;
+  storage::BlockDevice* const dev_;
+  InodeRecordSource* const records_;
+  const FileDataOptions options_;
+
+  std::unique_ptr<boost::asio::thread_pool> pool_;
+
+  std::mutex ctl_mu_;
+  std::condition_variable ctl_cv_;
+  bool ctl_stop_ = false;
+  bool kicked_ = false;
+  std::thread controller_;
+
+  std::mutex pageout_mu_;  // leaf: taken by shrinkers
+  std::vector<Page*> pageout_queue_;
+  bool drain_posted_ = false;
+  bool stopping_ = false;
+
+  WritebackStats stats_;
+};
+
+}  // namespace reclaimfs::fs

@@ -1,0 +1,116 @@
+// Extended attributes: the "user.", "trusted." and "security." namespaces,
+// stored in the metadata store (not cached). Changes are serialised by
+// xattr_mu so XATTR_CREATE / XATTR_REPLACE checks hold until the commit.
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "fs/errno_status.h"
+#include "fs/filesystem.h"
+#include "fs/filesystem_impl.h"
+#include "fs/permissions.h"
+#include "fs/status_macros.h"
+
+namespace reclaimfs::fs {
+
+using storage::InodeRecord;
+
+namespace {
+
+enum class XattrNs { kUser, kTrusted, kSecurity };
+
+// A non-empty name in namespace `prefix`.
+bool InNamespace(std::string_view name, std::string_view prefix) {
+  return name.size() > prefix.size() && name.substr(0, prefix.size()) == prefix;
+}
+
+absl::StatusOr<XattrNs> ParseXattrName(std::string_view name) {
+  if (name.empty() || name.size() > kXattrNameMax) return ErrnoStatus(ERANGE, "bad xattr name length");
+  if (InNamespace(name, "user.")) return XattrNs::kUser;
+  if (InNamespace(name, "trusted.")) return XattrNs::kTrusted;
+  if (InNamespace(name, "security.")) return XattrNs::kSecurity;
+  return ErrnoStatus(EOPNOTSUPP, "unsupported xattr namespace");
+}
+
+// May ctx change attribute `ns` of rec? (Linux xattr_permission and the
+// capability rules: trusted and security need root; user attributes live
+// only on regular files and directories, need write access, and on a
+// sticky directory ownership.)
+absl::Status CheckXattrWrite(const RequestContext& ctx, const InodeRecord& rec, XattrNs ns) {
+  switch (ns) {
+    case XattrNs::kTrusted:
+    case XattrNs::kSecurity:
+      if (!IsRoot(ctx)) return ErrnoStatus(EPERM);
+      return absl::OkStatus();
+    case XattrNs::kUser:
+      if (!S_ISREG(rec.mode) && !S_ISDIR(rec.mode)) return ErrnoStatus(EPERM);
+      if (S_ISDIR(rec.mode) && (rec.mode & S_ISVTX) && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM);
+      return CheckAccess(ctx, rec, W_OK);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::string_view name,
+                                  std::string_view value, int flags) {
+  Impl& s = *impl_;
+  if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0 || flags == (XATTR_CREATE | XATTR_REPLACE)) {
+    return ErrnoStatus(EINVAL, "bad xattr flags");
+  }
+  RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
+  if (value.size() > kXattrValueMax) return ErrnoStatus(E2BIG);
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+
+  std::lock_guard l(s.xattr_mu);
+  absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);
+  if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
+  if ((flags & XATTR_CREATE) && existing.ok()) return ErrnoStatus(EEXIST);
+  if ((flags & XATTR_REPLACE) && !existing.ok()) return ErrnoStatus(ENODATA);
+  const storage::Timespec now = Now();
+  Impl::Mutate(ref.get(), [&](InodeRecord& r) { r.ctime = now; });
+  storage::MetaStore::Batch batch;
+  batch.PutXattr(ino, name, value);
+  return s.Commit(batch, {ref.get()});
+}
+
+absl::StatusOr<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
+  Impl& s = *impl_;
+  RFS_RETURN_IF_ERROR(ParseXattrName(name).status());
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  absl::StatusOr<std::string> v = s.meta->GetXattr(ino, name);
+  if (!v.ok() && absl::IsNotFound(v.status())) return ErrnoStatus(ENODATA);
+  return v;
+}
+
+absl::StatusOr<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  return s.meta->ListXattrs(ino);
+}
+
+absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, std::string_view name) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+
+  std::lock_guard l(s.xattr_mu);
+  absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);
+  if (!existing.ok()) {
+    return absl::IsNotFound(existing.status()) ? ErrnoStatus(ENODATA) : existing.status();
+  }
+  const storage::Timespec now = Now();
+  Impl::Mutate(ref.get(), [&](InodeRecord& r) { r.ctime = now; });
+  storage::MetaStore::Batch batch;
+  batch.DeleteXattr(ino, name);
+  return s.Commit(batch, {ref.get()});
+}
+
+}  // namespace reclaimfs::fs

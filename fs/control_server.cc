@@ -103,6 +103,9 @@ std::string ControlServer::Dispatch(std::string_view line) const {
 
 absl::Status ControlServer::Start() {
   namespace stdfs = std::filesystem;
+  if (sizeof(sockaddr_un::sun_path) <= socket_path_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("control socket: path too long: ", socket_path_));
+  }
   const stdfs::path path(socket_path_);
   if (path.has_parent_path()) {
     const stdfs::path dir = path.parent_path();
@@ -114,9 +117,6 @@ absl::Status ControlServer::Start() {
       }
       ::chmod(dir.c_str(), 0700);
     }
-  }
-  if (sizeof(sockaddr_un::sun_path) <= socket_path_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("control socket: path too long: ", socket_path_));
   }
   // A leftover file (a daemon that died) would make bind fail.
   struct stat st;

@@ -28,6 +28,7 @@ using std::chrono::milliseconds;
 // Waits in the data path (not reclaim) are generous but bounded and counted.
 constexpr milliseconds kPageLockWait{30'000};
 constexpr milliseconds kWritebackWait{60'000};
+constexpr uint64_t kReadWindowPages = 64;  // pages charged and pinned at once by a read
 
 uint64_t DivUp(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
@@ -77,6 +78,7 @@ struct FileData::Impl {
   }
 
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out);
+  absl::StatusOr<size_t> ReadWindow(FileState* fs, uint64_t off, uint64_t end, char* out);
   void Readahead(FileState* fs, uint64_t first, uint64_t end);
   absl::Status Write(uint64_t ino, uint64_t off, const char* data, size_t len);
   absl::Status WriteOnePage(FileState* fs, uint64_t index, uint32_t from, uint32_t to, const char* src);
@@ -107,8 +109,7 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
                                             size_t len, char* out) {
   if (off >= file_size || len == 0) return 0;
   const uint64_t end = std::min<uint64_t>(off + len, file_size);
-  const uint64_t first = off / ps, last = (end - 1) / ps;
-  const size_t n = last - first + 1;
+  const uint64_t last = (end - 1) / ps;
   std::shared_ptr<FileState> fs = cache.GetFile(ino);
   if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
 
@@ -135,6 +136,23 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
     }
   }
 
+  // In windows, so one call never pins or charges more than a window.
+  size_t copied = 0;
+  for (uint64_t pos = off; pos < end;) {
+    const uint64_t win_end = std::min(end, (pos / ps + kReadWindowPages) * ps);
+    auto n = ReadWindow(fs.get(), pos, win_end, out + (pos - off));
+    if (!n.ok()) return n.status();
+    copied += *n;
+    if (pos == off && ra_end > ra_first) Readahead(fs.get(), ra_first, ra_end);
+    pos = win_end;
+  }
+  return copied;
+}
+
+absl::StatusOr<size_t> FileData::Impl::ReadWindow(FileState* fs, uint64_t off, uint64_t end,
+                                                  char* out) {
+  const uint64_t first = off / ps, last = (end - 1) / ps;
+  const size_t n = last - first + 1;
   // Pages present get a reference; the missing ones are charged at once,
   // with no lock held, then created locked.
   std::vector<Page*> pages(n, nullptr);
@@ -164,24 +182,32 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
       return ErrnoStatus(ENOMEM, "page cache: " + std::string(s.message()));
     }
     std::vector<PageRead> reads;
-    for (size_t i = 0; i < n; ++i) {
+    size_t used = 0;
+    bool oom = false;
+    for (size_t i = 0; i < n && !oom; ++i) {
       if (pages[i]) continue;
+      ++used;
       bool created = false;
-      Page* p = cache.InsertCharged(fs.get(), first + i, &created);
+      Page* p = cache.InsertCharged(fs, first + i, &created);
       if (!p) {
-        put_all();
-        return ErrnoStatus(ENOMEM, "page cache: out of memory");
+        oom = true;
+        break;
       }
       pages[i] = p;
       if (created) reads.push_back({p, {}});
     }
+    if (used < missing) mm->budget().Uncharge(uint64_t{missing - used} * ps);
     {
       std::lock_guard<std::mutex> l(fs->mu);
       for (PageRead& r : reads) r.map = fs->extents.Lookup(r.page->index);
     }
+    // Submitted even when giving up: pages born locked must be finished.
     SubmitPageReads(dev, &cache, std::move(reads), false);
+    if (oom) {
+      put_all();
+      return ErrnoStatus(ENOMEM, "page cache: out of memory");
+    }
   }
-  if (ra_end > ra_first) Readahead(fs.get(), ra_first, ra_end);
 
   absl::Status status;
   size_t copied = 0;
@@ -193,7 +219,7 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
       if (!LockPage(p)) {
         status = absl::DeadlineExceededError("page read did not finish");
       } else {
-        if (!p->Test(kPageUptodate)) status = ReadPageSync(dev, &cache, p, Lookup(fs.get(), p->index));
+        if (!p->Test(kPageUptodate)) status = ReadPageSync(dev, &cache, p, Lookup(fs, p->index));
         p->Unlock();
       }
     }
@@ -699,8 +725,8 @@ std::string FileData::StatsText() const {
   line("pagecache_shrink_dirty", st.shrink_dirty.load());
   line("pagecache_shrink_deactivated", st.shrink_deactivated.load());
   out += d.writeback.StatsText();
-  line("dirty_throttle_pauses", d.throttle.pauses());
-  line("dirty_throttle_us", d.throttle.paused_us());
+  line("writeback_throttle_pauses", d.throttle.pauses());
+  line("writeback_throttle_us", d.throttle.paused_us());
   return out;
 }
 

@@ -327,8 +327,12 @@ EvictQueue::Outcome Filesystem::Impl::EvictWork(uint64_t ino, bool final_pass) {
     std::unique_lock io(ref->io_mu);
     evicted = data->Evict(ino, false);
   }
-  // At unmount FileData::Shutdown writes back whatever is left.
-  if (!evicted.ok()) return final_pass ? Outcome::kDone : Outcome::kRetry;
+  if (!evicted.ok()) {
+    if (!final_pass) return Outcome::kRetry;
+    // At unmount FileData::Shutdown writes back whatever is left.
+    cache->SetQueued(ref.get(), false);
+    return Outcome::kDone;
+  }
   // Writeback is over: our record supersedes any snapshot it committed.
   if (!PersistIfDirty(ref.get(), false, /*after_writeback=*/true).ok()) return Outcome::kRetry;
   cache->SetQueued(ref.get(), false);

@@ -127,12 +127,14 @@ struct FuseOps {
       want(FUSE_CAP_WRITEBACK_CACHE);
       want(FUSE_CAP_AUTO_INVAL_DATA);
       want(FUSE_CAP_CACHE_SYMLINKS);
-      conn->max_readahead = std::min<uint64_t>(conn->max_readahead, self.options_.readahead);
+      conn->max_readahead = static_cast<unsigned>(std::min<uint64_t>(conn->max_readahead, self.options_.readahead));
     } else {
       // File data lives in our budgeted cache only.
       drop(FUSE_CAP_WRITEBACK_CACHE);
       drop(FUSE_CAP_AUTO_INVAL_DATA);
     }
+    // libfuse aborts INIT unless this equals the max_read= mount option.
+    conn->max_read = self.options_.max_read;
     conn->max_write = kMaxWrite;
     conn->max_background = self.options_.max_background;
     conn->congestion_threshold = 0;  // libfuse picks 3/4 of max_background
@@ -576,8 +578,8 @@ absl::Status FuseAdapter::AttachChannel(fuse_session* session) {
   return absl::OkStatus();
 }
 
-void FuseAdapter::StartInvalidator(fuse_session* session) {
-  invalidator_.Start(session);
+void FuseAdapter::StartInvalidator(fuse_session* session, std::function<void()> abort_connection) {
+  invalidator_.Start(session, std::move(abort_connection));
   fs_->SetInvalidator([this](const Filesystem::InvalRequest& r) { invalidator_.Enqueue(r.parent, r.name); });
   invalidator_hooked_.store(true);
 }

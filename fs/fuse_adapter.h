@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -22,6 +23,7 @@ struct FuseAdapterOptions {
   uint32_t max_background = 64;      // FUSE INIT max_background
   uint64_t readahead = 128 << 10;    // kernel readahead when kernel_cache
   bool default_permissions = true;   // false: the filesystem checks, so it needs groups
+  uint32_t max_read = 0;             // the max_read= mount option (0: none); INIT repeats it
   double timeout_seconds = 1.0;      // entry and attribute cache timeouts
 };
 
@@ -43,8 +45,8 @@ class FuseAdapter {
 
   // Starts the dentry-invalidation worker and hands the filesystem a way to
   // queue requests for it. StopInvalidator() must run before the session is
-  // destroyed.
-  void StartInvalidator(fuse_session* session);
+  // destroyed; `abort_connection` is its last resort (fuse_invalidator.h).
+  void StartInvalidator(fuse_session* session, std::function<void()> abort_connection);
   void StopInvalidator();
 
   FuseChannel& channel() { return channel_; }

@@ -10,25 +10,32 @@ namespace reclaimfs::fs {
 
 FuseInvalidator::~FuseInvalidator() { Stop(); }
 
-void FuseInvalidator::Start(fuse_session* session) {
+void FuseInvalidator::Start(fuse_session* session, std::function<void()> abort_connection) {
   std::lock_guard<std::mutex> lock(mu_);
   if (running_) return;
   session_ = session;
+  abort_connection_ = std::move(abort_connection);
   stop_ = false;
+  exited_ = false;
   running_ = true;
   thread_ = std::thread([this] { Run(); });
 }
 
-void FuseInvalidator::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!running_) return;
-    stop_ = true;
-    queue_.clear();
-  }
+void FuseInvalidator::Stop(std::chrono::milliseconds grace) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!running_) return;
+  stop_ = true;
+  queue_.clear();
   cv_.notify_all();
+  if (!cv_.wait_for(lock, grace, [this] { return exited_; })) {
+    spdlog::warn("dentry invalidation stuck in the kernel; aborting the FUSE connection");
+    lock.unlock();
+    if (abort_connection_) abort_connection_();
+    lock.lock();
+  }
+  lock.unlock();
   thread_.join();
-  std::lock_guard<std::mutex> lock(mu_);
+  lock.lock();
   running_ = false;
 }
 
@@ -48,7 +55,7 @@ void FuseInvalidator::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (stop_) return;
+    if (stop_) break;
     Request r = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
@@ -60,6 +67,8 @@ void FuseInvalidator::Run() {
     lock.lock();
     ++sent_;
   }
+  exited_ = true;
+  cv_.notify_all();
 }
 
 }  // namespace reclaimfs::fs

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,10 +29,15 @@ class FuseInvalidator {
   FuseInvalidator(const FuseInvalidator&) = delete;
   FuseInvalidator& operator=(const FuseInvalidator&) = delete;
 
-  void Start(fuse_session* session);
-  // Drains nothing: pending requests are dropped. Must run before the
-  // session is destroyed.
-  void Stop();
+  // `abort_connection` is the way out if Stop() finds the worker stuck (see
+  // Stop); it must make the kernel fail all pending requests.
+  void Start(fuse_session* session, std::function<void()> abort_connection);
+  // Drops pending requests and joins the worker. Must run before the session
+  // is destroyed. A notification can be stuck on a directory lock held by a
+  // request the stopped session loop will never answer; after a grace
+  // period the connection is aborted, which fails that request and frees
+  // the lock.
+  void Stop(std::chrono::milliseconds grace = std::chrono::seconds(2));
 
   // Never blocks beyond a short queue lock; callable under filesystem locks.
   void Enqueue(uint64_t parent, std::string name);
@@ -47,11 +54,13 @@ class FuseInvalidator {
 
   const size_t max_queued_;
   fuse_session* session_ = nullptr;
+  std::function<void()> abort_connection_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Request> queue_;
   bool running_ = false;
   bool stop_ = false;
+  bool exited_ = false;  // the worker has left Run()
   std::atomic<uint64_t> sent_{0}, dropped_{0};
   std::thread thread_;
 };

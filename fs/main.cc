@@ -3,11 +3,13 @@
 // the channel, start the helpers, report ready, serve. Shutdown (unmount,
 // SIGINT/SIGTERM/SIGHUP): stop the helpers, unmount, Filesystem::Shutdown.
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -128,15 +130,39 @@ absl::Status Preflight(const MountRequest& request) {
   return absl::OkStatus();
 }
 
-// Owns a libfuse session: unmounts (if mounted) and destroys it.
+// Owns a libfuse session: its signal handlers, its mount, its lifetime.
 class Session {
  public:
-  explicit Session(fuse_session* se) : se_(se) {}
+  // Null if libfuse rejected the options (it has printed why).
+  static std::unique_ptr<Session> Create(const std::string& mount_options, bool debug, FuseAdapter* adapter) {
+    std::vector<std::string> arg_strings = {"reclaimfs", "-o", mount_options};
+    if (debug) arg_strings.push_back("-d");
+    std::vector<char*> argv;
+    for (std::string& a : arg_strings) argv.push_back(a.data());
+    fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    fuse_session* se = fuse_session_new(&args, &FuseAdapter::Operations(), sizeof(fuse_lowlevel_ops), adapter);
+    fuse_opt_free_args(&args);
+    return se != nullptr ? std::unique_ptr<Session>(new Session(se)) : nullptr;
+  }
+
   ~Session() {
     Unmount();
     fuse_session_destroy(se_);
   }
+
   fuse_session* get() const { return se_; }
+
+  absl::Status InstallSignalHandlers() {
+    // libfuse installs its handlers only over default dispositions; a shell
+    // may have started us with SIGINT ignored, yet SIGINT must unmount
+    // cleanly.
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    if (fuse_set_signal_handlers(se_) != 0) return absl::InternalError("cannot install signal handlers");
+    handlers_ = true;
+    return absl::OkStatus();
+  }
+
   absl::Status Mount(const std::string& mountpoint) {
     if (fuse_session_mount(se_, mountpoint.c_str()) != 0) {
       return absl::UnavailableError(absl::StrCat("cannot mount on ", mountpoint));
@@ -144,24 +170,61 @@ class Session {
     mounted_ = true;
     return absl::OkStatus();
   }
+
+  // Reads and answers the kernel's INIT (always the first request, sent at
+  // mount time), so a failed negotiation is a startup error reported before
+  // detaching rather than a daemon that quietly exits afterwards.
+  absl::Status ServeInit() {
+    fuse_buf buf;
+    std::memset(&buf, 0, sizeof(buf));
+    int res;
+    do {
+      res = fuse_session_receive_buf(se_, &buf);
+    } while (res == -EINTR);
+    if (res > 0) fuse_session_process_buf(se_, &buf);
+    std::free(buf.mem);
+    if (res <= 0) return absl::UnavailableError("the kernel sent no FUSE INIT");
+    if (fuse_session_exited(se_)) return absl::UnavailableError("FUSE INIT negotiation failed");
+    return absl::OkStatus();
+  }
+
+  // Runs the request loop until unmount or a termination signal. Returns 0,
+  // -errno, or the (positive) number of the signal that ended it.
+  int Loop(bool single_threaded) {
+    if (single_threaded) return fuse_session_loop(se_);
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, 0);
+    fuse_loop_cfg_set_max_threads(config, kMaxRequestThreads);
+    const int result = fuse_session_loop_mt(se_, config);
+    fuse_loop_cfg_destroy(config);
+    return result;
+  }
+
+  // Detaches the mount (lazily, if still mounted) and closes the channel,
+  // which makes the kernel fail any request still pending.
   void Unmount() {
-    if (!mounted_) return;
+    if (handlers_) fuse_remove_signal_handlers(se_);
+    handlers_ = false;
+    if (mounted_) fuse_session_unmount(se_);
     mounted_ = false;
-    fuse_session_unmount(se_);
   }
 
  private:
+  explicit Session(fuse_session* se) : se_(se) {}
+
   fuse_session* const se_;
+  bool handlers_ = false;
   bool mounted_ = false;
 };
 
+// Startup after the fork. On an early return, destructors undo what was
+// done, in reverse: control socket, watcher, invalidator (adapter), mount
+// (session), filesystem (~Filesystem shuts it down).
 int Serve(const MountRequest& request, const Config& config) {
+  // Declared first so it is destroyed last: an unreported daemon reports
+  // failure to the waiting parent only after everything is undone.
   MountDaemon daemon = MountDaemon::Begin(request.foreground);
-  auto fail = [&daemon](const std::string& message) {
-    Fail(message);
-    daemon.Failed();
-    return 1;
-  };
+  auto fail = [](const absl::Status& status) { return Fail(std::string(status.message())); };
   SetTerminationSignalsBlocked(true);
 
   FilesystemOptions options;
@@ -170,52 +233,35 @@ int Serve(const MountRequest& request, const Config& config) {
   options.atime = request.atime;
   options.relatime = request.relatime;
   ApplyConfigToOptions(config, &options);
-  auto fs_or = Filesystem::Open(options);
-  if (!fs_or.ok()) return fail(std::string(fs_or.status().message()));
-  std::unique_ptr<Filesystem> fs = std::move(*fs_or);
+  auto opened = Filesystem::Open(options);
+  if (!opened.ok()) return fail(opened.status());
+  std::unique_ptr<Filesystem> fs = std::move(*opened);
 
+  // Declared before the adapter so the adapter (and its invalidation
+  // worker, which uses the session) goes first.
+  std::unique_ptr<Session> session;
   FuseAdapterOptions adapter_options;
   adapter_options.kernel_cache = config.kernel_cache;
   adapter_options.max_background = config.max_background;
   adapter_options.readahead = config.readahead;
   adapter_options.default_permissions = request.default_permissions;
+  adapter_options.max_read = request.max_read;
   FuseAdapter adapter(fs.get(), adapter_options);
 
   const std::string mount_options = FuseMountOptionString(request);
-  std::vector<std::string> arg_strings = {"reclaimfs", "-o", mount_options};
-  if (request.debug) arg_strings.push_back("-d");
-  std::vector<char*> argv;
-  for (std::string& a : arg_strings) argv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse_session* raw = fuse_session_new(&args, &FuseAdapter::Operations(), sizeof(fuse_lowlevel_ops), &adapter);
-  fuse_opt_free_args(&args);
-  if (raw == nullptr) {
-    (void)fs->Shutdown();
-    return fail(absl::StrCat("cannot create the FUSE session (options: ", mount_options, ")"));
+  session = Session::Create(mount_options, request.debug, &adapter);
+  if (session == nullptr) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("cannot create the FUSE session (options: ", mount_options, ")")));
   }
-  std::optional<Session> session(std::in_place, raw);
-  // libfuse installs its handlers only over default dispositions; a shell
-  // may have started us with SIGINT ignored, yet SIGINT must unmount cleanly.
-  ::signal(SIGINT, SIG_DFL);
-  ::signal(SIGTERM, SIG_DFL);
-  if (fuse_set_signal_handlers(raw) != 0) {
-    session.reset();
-    (void)fs->Shutdown();
-    return fail("cannot install signal handlers");
-  }
-  if (absl::Status s = session->Mount(request.mountpoint); !s.ok()) {
-    fuse_remove_signal_handlers(raw);
-    session.reset();
-    (void)fs->Shutdown();
-    return fail(std::string(s.message()));
-  }
-  if (absl::Status s = adapter.AttachChannel(raw); !s.ok()) {
-    fuse_remove_signal_handlers(raw);
-    session.reset();
-    (void)fs->Shutdown();
-    return fail(std::string(s.message()));
-  }
-  adapter.StartInvalidator(raw);
+  if (absl::Status s = session->InstallSignalHandlers(); !s.ok()) return fail(s);
+  if (absl::Status s = session->Mount(request.mountpoint); !s.ok()) return fail(s);
+  if (absl::Status s = adapter.AttachChannel(session->get()); !s.ok()) return fail(s);
+  if (absl::Status s = session->ServeInit(); !s.ok()) return fail(s);
+  // umount -f makes the kernel abort the connection (umount_begin), failing
+  // every pending request; the unmount itself may then fail as busy.
+  adapter.StartInvalidator(session->get(),
+                           [mountpoint = request.mountpoint] { ::umount2(mountpoint.c_str(), MNT_FORCE); });
 
   MountWatcher watcher(request.mountpoint, request.source, request.read_only, [&fs](bool read_only) {
     if (absl::Status s = fs->SetReadOnly(read_only); !s.ok()) {
@@ -233,14 +279,7 @@ int Serve(const MountRequest& request, const Config& config) {
                      });
   control.AddCommand("config", "the configuration in effect",
                      [&config](const std::vector<std::string>&) { return ConfigText(config); });
-  if (absl::Status s = control.Start(); !s.ok()) {
-    watcher.Stop();
-    adapter.StopInvalidator();
-    fuse_remove_signal_handlers(raw);
-    session.reset();
-    (void)fs->Shutdown();
-    return fail(std::string(s.message()));
-  }
+  if (absl::Status s = control.Start(); !s.ok()) return fail(s);
 
   daemon.Ready();
   // After Ready: a background daemon's stderr is gone, and mount(8) users
@@ -249,16 +288,7 @@ int Serve(const MountRequest& request, const Config& config) {
                request.read_only ? "ro" : "rw", config.cache_budget, control.socket_path());
 
   SetTerminationSignalsBlocked(false);
-  int loop_result = 0;
-  if (request.single_threaded) {
-    loop_result = fuse_session_loop(raw);
-  } else {
-    fuse_loop_config* loop_config = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(loop_config, 0);
-    fuse_loop_cfg_set_max_threads(loop_config, kMaxRequestThreads);
-    loop_result = fuse_session_loop_mt(raw, loop_config);
-    fuse_loop_cfg_destroy(loop_config);
-  }
+  const int loop_result = session->Loop(request.single_threaded);
   SetTerminationSignalsBlocked(true);
   if (loop_result > 0) {
     spdlog::info("signal {}: unmounting {}", loop_result, request.mountpoint);
@@ -269,19 +299,17 @@ int Serve(const MountRequest& request, const Config& config) {
   control.Stop();
   watcher.Stop();
   adapter.StopInvalidator();
-  fuse_remove_signal_handlers(raw);
-  // Unmount before the (possibly long) final flush: once the connection is
-  // gone nobody can block on a request we will no longer answer. The data
+  // Unmount before the (possibly long) final flush: once the channel is
+  // closed nobody can block on a request we will no longer answer. The data
   // is in our cache, not the kernel's, so nothing is lost by detaching first.
   session->Unmount();
   const absl::Status shutdown = fs->Shutdown();
-  session.reset();
   if (!shutdown.ok()) {
     spdlog::error("shutdown: {}", std::string(shutdown.message()));
     return 1;
   }
-  // libfuse reports a signal-triggered exit as the (positive) signal number:
-  // that is a clean stop. Negative values are errors.
+  // libfuse reports a signal-triggered exit as the signal number: a clean
+  // stop. Negative values are errors.
   if (loop_result < 0) {
     spdlog::error("session loop failed: {}", std::strerror(-loop_result));
     return 1;

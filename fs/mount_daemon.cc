@@ -62,10 +62,6 @@ void MountDaemon::Ready() {
   Report(0);
 }
 
-void MountDaemon::Failed() {
-  if (report_fd_ >= 0) Report(1);
-}
-
 void MountDaemon::Report(unsigned char status) {
   ssize_t n;
   do {

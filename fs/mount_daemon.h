@@ -10,7 +10,7 @@ namespace reclaimfs::fs {
 
 class MountDaemon {
  public:
-  // foreground: no fork, Ready/Failed do nothing. Otherwise forks: in the
+  // foreground: no fork, Ready does nothing. Otherwise forks: in the
   // parent this never returns (it exits with the child's status); the child
   // gets a new session and returns.
   static MountDaemon Begin(bool foreground);
@@ -18,12 +18,12 @@ class MountDaemon {
   MountDaemon(MountDaemon&& other) noexcept : report_fd_(other.report_fd_) { other.report_fd_ = -1; }
   MountDaemon(const MountDaemon&) = delete;
   MountDaemon& operator=(const MountDaemon&) = delete;
-  ~MountDaemon();  // an unreported child counts as failed
+  // Without Ready(), startup failed (the reason is already on stderr): the
+  // parent exits 1. Destroyed last, so the parent returns after cleanup.
+  ~MountDaemon();
 
   // Startup succeeded: stdio to /dev/null, cwd "/", the parent exits 0.
   void Ready();
-  // Startup failed (the reason is already on stderr): the parent exits 1.
-  void Failed();
 
  private:
   explicit MountDaemon(int report_fd) : report_fd_(report_fd) {}

@@ -6,17 +6,23 @@
 
 #include <sys/mount.h>
 
+#include <cstring>
 #include <filesystem>
 #include <string_view>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "fs/config.h"
 
 namespace reclaimfs::fs {
 namespace {
 
-constexpr std::string_view kStorePrefix = "store:";
+// Prefixes a STORE argument may carry so that it is not an existing path
+// (xfstests unmounts by source string). "reclaimfs#PATH" is also the form
+// mount.fuse3 understands without a type, so a plain `mount -o remount,ro
+// reclaimfs#PATH` finds this program.
+constexpr std::string_view kStorePrefixes[] = {"store:", "reclaimfs#"};
 
 // Splits "a,b\,c" into {"a", "b,c"}: a backslash escapes the next character.
 std::vector<std::string> SplitOptionList(std::string_view list) {
@@ -76,7 +82,7 @@ constexpr std::string_view kIgnoredPrefixes[] = {"x-", "comment=", "user=", "hel
 
 // Options libfuse itself understands and passes to the kernel verbatim.
 constexpr std::string_view kPassThrough[] = {"allow_other", "allow_root", "auto_unmount"};
-constexpr std::string_view kPassThroughPrefixes[] = {"max_read=", "context=", "fscontext=", "defcontext=",
+constexpr std::string_view kPassThroughPrefixes[] = {"context=", "fscontext=", "defcontext=",
                                                      "rootcontext="};
 
 bool HasAnyPrefix(std::string_view opt, const auto& prefixes) {
@@ -135,6 +141,16 @@ absl::Status ApplyOption(const std::string& opt, MountRequest* r) {
     r->debug = true;
     return absl::OkStatus();
   }
+  if (opt.starts_with("max_read=")) {
+    uint32_t n = 0;
+    const std::string value = opt.substr(std::strlen("max_read="));
+    if (!absl::SimpleAtoi(absl::string_view(value.data(), value.size()), &n)) {
+      return absl::InvalidArgumentError(absl::StrCat("option 'max_read' needs a number, got '", value, "'"));
+    }
+    r->max_read = n;
+    r->kernel_options.push_back(opt);
+    return absl::OkStatus();
+  }
   if (IsOneOf(opt, kPassThrough) || HasAnyPrefix(opt, kPassThroughPrefixes)) {
     r->kernel_options.push_back(opt);
     return absl::OkStatus();
@@ -170,7 +186,10 @@ absl::Status ApplyOption(const std::string& opt, MountRequest* r) {
 }  // namespace
 
 std::string StoreDirFromSource(const std::string& source) {
-  std::string path = source.starts_with(kStorePrefix) ? source.substr(kStorePrefix.size()) : source;
+  std::string path = source;
+  for (std::string_view prefix : kStorePrefixes) {
+    if (source.starts_with(prefix)) path = source.substr(prefix.size());
+  }
   if (path.empty()) return path;
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);
@@ -258,7 +277,8 @@ std::string MountUsage(const char* program) {
   return absl::StrCat(
       "usage: ", program, " STORE MOUNTPOINT [-o opt[,opt...]]... [-f] [-d] [-s]\n",
       "\n"
-      "STORE is a store directory made by mkfs.reclaimfs, as a path or store:/abs/path.\n"
+      "STORE is a store directory made by mkfs.reclaimfs, as a path, store:/abs/path\n"
+      "or reclaimfs#/abs/path.\n"
       "\n"
       "  -f                  stay in the foreground\n"
       "  -d                  debug output (implies -f)\n"

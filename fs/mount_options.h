@@ -4,6 +4,7 @@
 // overrides, and what mount(8)/fstab pass that must simply be ignored.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -15,7 +16,7 @@ namespace reclaimfs::fs {
 
 struct MountRequest {
   std::string source;      // STORE verbatim: the mount's fsname
-  std::string store_dir;   // STORE without a "store:" prefix, made absolute
+  std::string store_dir;   // STORE without its "store:" or "reclaimfs#" prefix, made absolute
   std::string mountpoint;  // absolute, lexically normal
   bool foreground = false;
   bool debug = false;
@@ -30,6 +31,8 @@ struct MountRequest {
   bool default_permissions = true;
   bool atime = true;     // noatime turns it off
   bool relatime = true;  // strictatime turns it off
+  // max_read=N (0: unlimited). INIT must repeat it, or libfuse refuses.
+  uint32_t max_read = 0;
   // Options for libfuse's mount, in command-line order (ro, allow_other,
   // nodev, max_read=...). fsname and default_permissions are added later.
   std::vector<std::string> kernel_options;

@@ -4,7 +4,7 @@
 // dirty/writeback accounting the flushers and the throttle read.
 //
 // Lock order (outermost first):
-//   FileState::wb_mu  ->  page locks (ascending index within one file)
+//   FileState::wb_lock ->  page locks (ascending index within one file)
 //   -> MetaStore commit lock (prepare callbacks) -> FileState::mu -> lru_mu_
 //   -> Allocator's mutex.
 // FileState::mu and lru_mu_ are leaf locks: never held across IO, page-lock
@@ -13,6 +13,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -28,6 +30,30 @@
 #include "storage/meta_store.h"
 
 namespace reclaimfs::fs {
+
+// A lock with a bounded wait, held across IO by the file's flusher. (Not
+// std::timed_mutex: its timed lock is invisible to thread sanitizers.)
+class WritebackLock {
+ public:
+  bool LockFor(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, timeout, [&] { return !held_; })) return false;
+    held_ = true;
+    return true;
+  }
+  void Unlock() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      held_ = false;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+};
 
 // Cached data state of one file.
 struct FileState {
@@ -50,7 +76,7 @@ struct FileState {
 
   // Serialises writeback of this file so delayed allocation hands out
   // contiguous runs. Held across IO by flushers; reclaim never takes it.
-  std::timed_mutex wb_mu;
+  WritebackLock wb_lock;
   std::atomic<bool> wb_queued{false};   // a background/periodic job is queued
   std::atomic<int> wb_error{0};         // errno the next Sync reports
   std::atomic<int> wb_error_streak{0};  // consecutive failed writebacks

@@ -10,6 +10,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "reclaim/scope.h"
 #include "reclaim/sync_point.h"
@@ -152,7 +153,7 @@ absl::Status Writeback::WriteAndWait(const std::shared_ptr<FileState>& fs) {
   reclaim::ScopedReclaimFlags scope(kWritebackScope);
   stats_.sync_jobs.fetch_add(1, std::memory_order_relaxed);
   absl::Status s = WriteFile(fs, 0, UINT64_MAX);
-  // Every writer of this file holds wb_mu until its pages finish, so after
+  // Every writer of this file holds wb_lock until its pages finish, so after
   // WriteFile nothing should remain; wait anyway in case of a straggler.
   for (Page* p : cache_->FindRange(fs.get(), 0, UINT64_MAX)) {
     if (p->Test(kPageWriteback) && !p->WaitWriteback(kWbLockWait)) {
@@ -166,11 +167,11 @@ absl::Status Writeback::WriteAndWait(const std::shared_ptr<FileState>& fs) {
 
 absl::Status Writeback::WriteFile(const std::shared_ptr<FileState>& fs, uint64_t first,
                                   uint64_t end) {
-  std::unique_lock<std::timed_mutex> wb(fs->wb_mu, std::defer_lock);
-  if (!wb.try_lock_for(kWbLockWait)) {
+  if (!fs->wb_lock.LockFor(kWbLockWait)) {
     stats_.lock_timeouts.fetch_add(1, std::memory_order_relaxed);
     return absl::DeadlineExceededError("file writeback is stuck");
   }
+  absl::Cleanup unlock = [&] { fs->wb_lock.Unlock(); };
   if (absl::Status s = cache_->EnsureExtents(fs.get()); !s.ok()) return s;
   absl::Status result;
   uint64_t cursor = first;
@@ -198,22 +199,22 @@ absl::Status Writeback::WriteFile(const std::shared_ptr<FileState>& fs, uint64_t
 // ---- pageout work -----------------------------------------------------
 
 void Writeback::QueuePageout(Page* p) {
-  bool post = false;
   {
     std::lock_guard<std::mutex> l(pageout_mu_);
     if (!stopping_) {
       pageout_queue_.push_back(p);
       stats_.pageout_queued.fetch_add(1, std::memory_order_relaxed);
-      post = !std::exchange(drain_posted_, true);
-      p = nullptr;
+      // Posting only enqueues: it never waits. Done under the lock so Stop()
+      // cannot retire the pool in between.
+      if (!std::exchange(drain_posted_, true)) {
+        boost::asio::post(*pool_, [this] { DrainPageouts(); });
+      }
+      return;
     }
   }
-  if (p) {  // shutting down: nobody will run it
-    p->Clear(kPagePageout);
-    cache_->Put(p);
-    return;
-  }
-  if (post) boost::asio::post(*pool_, [this] { DrainPageouts(); });
+  // Shutting down: nobody will run it.
+  p->Clear(kPagePageout);
+  cache_->Put(p);
 }
 
 void Writeback::DrainPageouts() {
@@ -256,11 +257,11 @@ void Writeback::RunPageout(Page* p) {
   if (!fs || p->file != fs.get() || !p->Test(kPageAttached) || !p->Test(kPageDirty)) {
     return drop();
   }
-  std::unique_lock<std::timed_mutex> wb(fs->wb_mu, std::defer_lock);
-  if (!wb.try_lock_for(kWbLockWait)) {
+  if (!fs->wb_lock.LockFor(kWbLockWait)) {
     stats_.lock_timeouts.fetch_add(1, std::memory_order_relaxed);
     return drop();
   }
+  absl::Cleanup unlock = [&] { fs->wb_lock.Unlock(); };
   if (absl::Status s = cache_->EnsureExtents(fs.get()); !s.ok()) return drop();
   // The lock is taken now, at execution time, never by the shrinker.
   if (!p->Lock(kPageLockWait)) {

@@ -48,7 +48,7 @@ struct WritebackStats {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> io_slow_waits{0};    // one per second a flusher waited on its IO
-  std::atomic<uint64_t> lock_timeouts{0};    // bounded waits for wb_mu / page locks that expired
+  std::atomic<uint64_t> lock_timeouts{0};    // bounded waits for wb_lock / page locks that expired
 };
 
 class Writeback {

@@ -63,6 +63,7 @@ class MountErrorsTest : public ReclaimfsTest {
     ASSERT_TRUE(IsMounted(mnt()));
     const std::vector<pid_t> pids = FindProcesses(Tools().reclaimfs, mnt());
     for (pid_t pid : pids) TrackForeignMount(pid);
+    ASSERT_EQ(pids.size(), 1u) << "cannot find the daemon serving " << mnt();
     WriteFile(Path("file"), "content");
     ASSERT_EQ(Run({Tools().fusermount, "-u", mnt()}).exit_code, 0);
     for (pid_t pid : pids) {

@@ -222,25 +222,29 @@ bool WaitMounted(const std::string& mount_point, bool mounted, std::chrono::mill
 
 std::vector<pid_t> FindProcesses(const std::string& exe, const std::string& arg) {
   std::vector<pid_t> pids;
+  const auto want = std::filesystem::path(exe).filename();
   std::error_code ec;
-  const auto want = std::filesystem::canonical(exe, ec);
-  if (ec) return pids;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename();
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::error_code ec2;
-    auto target = std::filesystem::read_symlink(entry.path() / "exe", ec2);
-    if (ec2 || target != want) continue;
+    const pid_t pid = std::stoi(name);
+    if (std::filesystem::path(ProcessExe(pid)).filename() != want || !ProcessAlive(pid)) continue;
     std::ifstream cmd(entry.path() / "cmdline", std::ios::binary);
     std::string a;
     while (std::getline(cmd, a, '\0')) {
       if (a == arg) {
-        pids.push_back(std::stoi(name));
+        pids.push_back(pid);
         break;
       }
     }
   }
   return pids;
+}
+
+std::string ProcessExe(pid_t pid) {
+  std::error_code ec;
+  auto target = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+  return ec ? std::string() : target.string();
 }
 
 bool ProcessAlive(pid_t pid) {

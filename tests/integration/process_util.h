@@ -77,9 +77,11 @@ bool IsMounted(const std::string& mount_point);
 // Polls until IsMounted(mount_point) == mounted or the timeout passes.
 bool WaitMounted(const std::string& mount_point, bool mounted, std::chrono::milliseconds timeout);
 
-// Pids of running processes whose executable is `exe` (compared after
-// resolving symlinks) and whose command line mentions `arg`.
+// Pids of running processes whose executable has the same file name as
+// `exe` (any build of the program) and which have `arg` as an argument.
 std::vector<pid_t> FindProcesses(const std::string& exe, const std::string& arg);
+// The executable a process runs (readlink of /proc/PID/exe), or "".
+std::string ProcessExe(pid_t pid);
 
 bool ProcessAlive(pid_t pid);
 

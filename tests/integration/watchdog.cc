@@ -1,6 +1,7 @@
 // Watchdog thread; see watchdog.h.
 #include "tests/integration/watchdog.h"
 
+#include <cstdio>
 #include <vector>
 
 namespace reclaimfs::itest {
@@ -57,8 +58,9 @@ void Watchdog::Loop() {
     const auto now = Clock::now();
     for (auto it = deadlines_.begin(); it != deadlines_.end();) {
       if (it->second.at <= now) {
-        expired.push_back(it->second.what + " exceeded its " +
-                          std::to_string(it->second.limit.count() / 1000.0) + " s budget");
+        char limit[32];
+        std::snprintf(limit, sizeof limit, "%.1f", it->second.limit.count() / 1000.0);
+        expired.push_back(it->second.what + " exceeded its " + limit + " s budget");
         it = deadlines_.erase(it);
       } else {
         ++it;

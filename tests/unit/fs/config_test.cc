@@ -7,6 +7,7 @@
 #include <sys/mount.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -252,6 +253,16 @@ TEST(ConfigTest, FileThenOverrides) {
   EXPECT_FALSE(ApplyConfigFile(&c, path).ok());  // missing file
 }
 
+// The sample shipped in tools/ parses and documents exactly the defaults.
+TEST(ConfigTest, ExampleFileHasTheDefaults) {
+  const char* path = std::getenv("RECLAIMFS_EXAMPLE_CONFIG");
+  if (path == nullptr) GTEST_SKIP() << "RECLAIMFS_EXAMPLE_CONFIG not set";
+  Config c;
+  const absl::Status s = ApplyConfigFile(&c, path);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(ConfigText(c), ConfigText(Config()));
+}
+
 TEST(ConfigTest, MapsOntoFilesystemOptions) {
   Config c;
   ASSERT_TRUE(ApplyConfigToml(&c, kFullToml, "t").ok());
@@ -338,6 +349,14 @@ TEST(MountOptionsTest, Errors) {
   EXPECT_EQ(ErrorOf(Parse({}).status()), "missing STORE and MOUNTPOINT");
   EXPECT_THAT(ErrorOf(Parse({"s", "/m", "-o", "cache_budget"}).status()), HasSubstr("cache_budget"));
   EXPECT_THAT(ErrorOf(Parse({"s", "/m", "extra"}).status()), HasSubstr("extra"));
+}
+
+TEST(MountOptionsTest, MaxReadIsRemembered) {
+  auto r = Parse({"s", "/m", "-o", "max_read=65536"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->max_read, 65536u);
+  EXPECT_EQ(FuseMountOptionString(*r), "fsname=s,default_permissions,max_read=65536");
+  EXPECT_THAT(ErrorOf(Parse({"s", "/m", "-o", "max_read=lots"}).status()), HasSubstr("max_read"));
 }
 
 TEST(MountOptionsTest, DebugImpliesForeground) {

@@ -253,7 +253,7 @@ TEST(DataReclaim, WritersAreThrottledNotMadeToWrite) {
     EXPECT_LE((env.Stat("pagecache_dirty") + env.Stat("pagecache_writeback")) * kPage,
               env.mm().budget().limit() / 2 + (64 << 10));
   }
-  EXPECT_GT(env.Stat("dirty_throttle_pauses"), 0);
+  EXPECT_GT(env.Stat("writeback_throttle_pauses"), 0);
   EXPECT_GT(env.mm().stats().dirty_throttle_pauses.load(), 0u);
   EXPECT_GT(env.mm().stats().dirty_throttle_us.Count(), 0u);
   env.dev().set_delay(milliseconds(0));

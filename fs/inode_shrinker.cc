@@ -38,7 +38,7 @@ reclaim::ShrinkResult InodeShrinker::Scan(const reclaim::ShrinkControl& sc) {
     result.hint = reclaim::ShrinkHint::kStop;
     return result;
   }
-  uint64_t deferred = 0;
+  std::vector<uint64_t> deferred;
   std::vector<std::pair<uint64_t, std::string>> inval;
   for (InodeRef& ref : batch) {
     ++result.scanned;
@@ -59,10 +59,10 @@ reclaim::ShrinkResult InodeShrinker::Scan(const reclaim::ShrinkControl& sc) {
     }
     absl::Status evicted = dirty ? absl::UnavailableError("record dirty") : data_->Evict(ref->ino, true);
     if (absl::IsUnavailable(evicted)) {
-      // Writing back would block: the retry queue owns this eviction now.
+      // Writing back would block: the retry queue owns this eviction now
+      // (handed over once our pin is gone, so the worker can drop it).
       cache_->SetQueued(ref.get(), true);
-      queue_->Add(ref->ino);
-      ++deferred;
+      deferred.push_back(ref->ino);
       continue;
     }
     if (!evicted.ok()) continue;
@@ -75,12 +75,13 @@ reclaim::ShrinkResult InodeShrinker::Scan(const reclaim::ShrinkControl& sc) {
     }
   }
   batch.clear();  // unpin before handing work to other threads
+  for (uint64_t ino : deferred) queue_->Add(ino);
   for (auto& [parent, name] : inval) invalidator_->Push(parent, std::move(name));
   scanned_.fetch_add(result.scanned, std::memory_order_relaxed);
   freed_.fetch_add(result.freed, std::memory_order_relaxed);
-  deferred_.fetch_add(deferred, std::memory_order_relaxed);
+  deferred_.fetch_add(deferred.size(), std::memory_order_relaxed);
   // Only IO can make progress on what was deferred.
-  if (result.freed == 0 && deferred > 0) result.hint = reclaim::ShrinkHint::kBackoff;
+  if (result.freed == 0 && !deferred.empty()) result.hint = reclaim::ShrinkHint::kBackoff;
   return result;
 }
 

@@ -18,10 +18,13 @@ OPTIONS=${OPTIONS:-}
 bash tools/setup.sh
 [[ -f build-release/build.ninja ]] || meson setup build-release --buildtype=release -Dtests=false >/dev/null
 ninja -C build-release
+# Install the programs (into /usr/local) so `mount -t fuse.reclaimfs` and
+# fstab entries find them: mount(8) runs helpers with a fixed PATH.
+meson install -C build-release --quiet --no-rebuild
 
 if [[ ! -d $STORE/meta ]]; then
-  ./build-release/tools/mkfs.reclaimfs "$STORE" --size "$SIZE"
+  mkfs.reclaimfs "$STORE" --size "$SIZE"
 fi
 mkdir -p "$MOUNTPOINT"
 echo "mounting $STORE at $MOUNTPOINT (Ctrl-C to unmount)"
-exec ./build-release/fs/reclaimfs "$STORE" "$MOUNTPOINT" -f ${OPTIONS:+-o "$OPTIONS"}
+exec reclaimfs "$STORE" "$MOUNTPOINT" -f ${OPTIONS:+-o "$OPTIONS"}

@@ -175,17 +175,18 @@ TEST_F(PressureTest, ReadersAndWritersOverTwoGibUnderBudget) {
   RecordProperty("run_seconds", std::to_string(secs));
   RecordProperty("verified_reads", std::to_string(verified_reads.load()));
   RecordProperty("max_fsync_ms", std::to_string(max_fsync_ms.load()));
-  RecordProperty("daemon_vmhwm_mib", std::to_string(rss.max_hwm() / kMiB));
+  RecordProperty("daemon_vmhwm_kib", std::to_string(rss.max_hwm() / 1024));
+  auto mib = [](uint64_t b) { return std::to_string(b / kMiB) + "." + std::to_string(b % kMiB * 10 / kMiB); };
   std::cout << "pressure run: " << secs << " s, " << verified_reads << " verified reads, max fsync "
-            << max_fsync_ms << " ms, daemon VmHWM " << rss.max_hwm() / kMiB << " MiB (max VmRSS "
-            << rss.max_rss() / kMiB << " MiB, limit " << kRssLimit / kMiB << " MiB)\n";
+            << max_fsync_ms << " ms, daemon VmHWM " << mib(rss.max_hwm()) << " MiB (max VmRSS "
+            << mib(rss.max_rss()) << " MiB, limit " << mib(kRssLimit) << " MiB)\n";
 
   EXPECT_TRUE(errors.empty()) << errors.size() << " errors, first: " << errors.front();
   EXPECT_GT(verified_reads.load(), 100u) << "readers verified too little to mean anything";
   EXPECT_LT(max_fsync_ms.load(), 30000u);
   EXPECT_GT(rss.max_hwm(), 0u) << "could not sample the daemon's VmHWM";
-  EXPECT_LE(rss.max_hwm(), kRssLimit) << "daemon VmHWM " << rss.max_hwm() / kMiB << " MiB exceeds cache_budget + "
-                                      << "meta_budget + 96 MiB = " << kRssLimit / kMiB << " MiB";
+  EXPECT_LE(rss.max_hwm(), kRssLimit) << "daemon VmHWM " << mib(rss.max_hwm()) << " MiB exceeds cache_budget + "
+                                      << "meta_budget + 96 MiB = " << mib(kRssLimit) << " MiB";
 
   // Reclaim must have happened, as reported by the daemon.
   if (Tools().ctl.empty()) {

@@ -247,6 +247,23 @@ TEST_F(FilesystemTest, OpenRejectsMissingAndCorruptStores) {
   EXPECT_FALSE(Filesystem::Open(again).ok());
 }
 
+TEST_F(FilesystemTest, OpenRejectsWrongFormatVersion) {
+  ASSERT_OK(fs_->Shutdown());
+  fs_.reset();
+  {
+    ASSERT_OK_AND_ASSIGN(auto meta, storage::MetaStore::Open(store_ + "/meta", storage::MetaOptions()));
+    ASSERT_OK_AND_ASSIGN(storage::Superblock sb, meta->ReadSuperblock());
+    sb.version = storage::kFormatVersion + 41;
+    storage::MetaStore::Batch batch;
+    batch.PutSuperblock(sb);
+    ASSERT_OK(meta->Commit(batch, true));
+  }
+  auto r = Filesystem::Open(options_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(store_), std::string_view::npos) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("version"), std::string_view::npos) << r.status().ToString();
+}
+
 TEST_F(FilesystemTest, RootAndShutdownIsIdempotent) {
   Attributes root = Attr(kRoot);
   EXPECT_TRUE(S_ISDIR(root.mode));

@@ -29,12 +29,18 @@ class DirtyThrottle {
   void Balance();
 
   // The delay for `dirty` bytes, in microseconds (0: no pause). Exposed for tests.
-  uint64_t DelayMicros(uint64_t dirty, uint64_t limit) const;
+  uint64_t DelayMicros(uint64_t dirty, uint64_t budget) const;
 
   uint64_t pauses() const { return pauses_.load(std::memory_order_relaxed); }
   uint64_t paused_us() const { return paused_us_.load(std::memory_order_relaxed); }
 
  private:
+  struct Limits {
+    uint64_t start = 0;  // dirty_ratio of the budget: pauses begin
+    uint64_t hard = 0;   // pauses are maximal and repeat until below
+  };
+  Limits LimitsFor(uint64_t budget) const;
+
   PageCache* const cache_;
   Writeback* const writeback_;
   const FileDataOptions options_;

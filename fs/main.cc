@@ -277,6 +277,11 @@ int Serve(const MountRequest& request, const Config& config) {
                        return absl::StrCat(fs->StatsText(), adapter.StatsText(), "mount_read_only ",
                                            watcher.read_only() ? 1 : 0, "\n");
                      });
+  control.AddCommand("remounted", "re-read the mount's read-only flag now (sent by `-o remount`)",
+                     [&watcher](const std::vector<std::string>&) {
+                       watcher.CheckNow();
+                       return std::string(watcher.read_only() ? "ro\n" : "rw\n");
+                     });
   control.AddCommand("config", "the configuration in effect",
                      [&config](const std::vector<std::string>&) { return ConfigText(config); });
   if (absl::Status s = control.Start(); !s.ok()) return fail(s);
@@ -334,6 +339,12 @@ int Main(int argc, char** argv) {
   }
   if (request->remount) {
     if (absl::Status s = RemountExisting(*request); !s.ok()) return Fail(std::string(s.message()));
+    // Tell the daemon now rather than when its watcher next looks, so the
+    // new state holds as soon as this command returns. No daemon answering
+    // is not an error: the kernel already enforces the new flags.
+    const std::string socket = request->control_socket ? *request->control_socket
+                                                       : DefaultControlSocketPath(request->mountpoint);
+    (void)SendControlCommand(socket, "remounted");
     return 0;
   }
   auto config = LoadConfig(*request);

@@ -190,6 +190,12 @@ std::string StoreDirFromSource(const std::string& source) {
   for (std::string_view prefix : kStorePrefixes) {
     if (source.starts_with(prefix)) path = source.substr(prefix.size());
   }
+  // "/path/to/reclaimfs#STORE": mount.fuse3's program#source form with the
+  // program's full path, for systems where it is not on mount(8)'s PATH.
+  if (const size_t hash = source.find('#'); hash != std::string::npos && path == source &&
+                                            std::string_view(source).substr(0, hash).ends_with("/reclaimfs")) {
+    path = source.substr(hash + 1);
+  }
   if (path.empty()) return path;
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);

@@ -53,6 +53,7 @@ void MountWatcher::Run() {
 }
 
 void MountWatcher::Check() {
+  std::lock_guard<std::mutex> lock(check_mu_);
   auto table = ReadMountTable();
   if (!table.ok()) return;
   std::optional<MountEntry> mount;

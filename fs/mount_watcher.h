@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -28,18 +29,23 @@ class MountWatcher {
   void Start();
   void Stop();
 
+  // Re-reads the mount table now (the remount command asks for this through
+  // the control socket so writes work as soon as `remount,rw` returns).
+  void CheckNow() { Check(); }
+
   // The state last reported (or the initial one).
   bool read_only() const { return read_only_.load(std::memory_order_acquire); }
 
  private:
   void Run();
   // Reads the table once; reports a change of our mount's ro flag.
-  void Check();
+  void Check();  // serialised by check_mu_: the thread and CheckNow race
 
   const std::string mount_point_;
   const std::string source_;
   std::function<void(bool)> on_change_;
   std::atomic<bool> read_only_;
+  std::mutex check_mu_;
   uint64_t mount_id_ = 0;  // found on the first read; stable across remounts
   int wake_fd_ = -1;       // eventfd that ends the poll on Stop()
   std::atomic<bool> stop_{false};

@@ -134,7 +134,7 @@ std::string ReclaimfsTest::NewLogPath() {
 void ReclaimfsTest::Mount(std::optional<std::string> options) {
   if (daemon_pid_ > 0) throw std::logic_error("Mount() while a daemon is running");
   const std::string opts = options.value_or(config_.mount_options);
-  std::vector<std::string> argv{Tools().reclaimfs, store_, mnt_, "-f"};
+  std::vector<std::string> argv{Tools().reclaimfs, source_prefix_ + store_, mnt_, "-f"};
   if (!opts.empty()) {
     argv.push_back("-o");
     argv.push_back(opts);

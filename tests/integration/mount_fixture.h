@@ -76,6 +76,10 @@ class ReclaimfsTest : public ::testing::Test {
   // used after an unmount that the next mount must race.
   void RetireDaemon();
 
+  // The STORE argument Mount() passes is source_prefix + store() (e.g.
+  // "reclaimfs#" forms that mount.fuse3 can parse without a type).
+  void set_source_prefix(std::string prefix) { source_prefix_ = std::move(prefix); }
+
   pid_t daemon_pid() const { return daemon_pid_; }
   std::string DaemonLog() const;  // tails of all daemon logs of this test
   std::string NewLogPath();
@@ -95,6 +99,7 @@ class ReclaimfsTest : public ::testing::Test {
 
   FixtureConfig config_;
   std::string dir_, store_, mnt_;
+  std::string source_prefix_;
   std::atomic<pid_t> daemon_pid_ = -1;  // read by the watchdog thread
   std::string daemon_log_;
   std::atomic<bool> teardown_started_ = false;

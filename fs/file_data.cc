@@ -177,7 +177,7 @@ absl::StatusOr<size_t> FileData::Impl::ReadWindow(FileState* fs, uint64_t off, u
     }
   };
   if (missing > 0) {
-    if (absl::Status s = mm->budget().Charge(uint64_t{missing} * ps); !s.ok()) {
+    if (absl::Status s = mm->budget().Charge(uint64_t{missing} * cache.page_charge()); !s.ok()) {
       put_all();
       return ErrnoStatus(ENOMEM, "page cache: " + std::string(s.message()));
     }
@@ -196,7 +196,7 @@ absl::StatusOr<size_t> FileData::Impl::ReadWindow(FileState* fs, uint64_t off, u
       pages[i] = p;
       if (created) reads.push_back({p, {}});
     }
-    if (used < missing) mm->budget().Uncharge(uint64_t{missing - used} * ps);
+    if (used < missing) mm->budget().Uncharge(uint64_t{missing - used} * cache.page_charge());
     {
       std::lock_guard<std::mutex> l(fs->mu);
       for (PageRead& r : reads) r.map = fs->extents.Lookup(r.page->index);

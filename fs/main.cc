@@ -2,6 +2,7 @@
 // Startup: parse, load config, (fork), open the filesystem, mount, take over
 // the channel, start the helpers, report ready, serve. Shutdown (unmount,
 // SIGINT/SIGTERM/SIGHUP): stop the helpers, unmount, Filesystem::Shutdown.
+#include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -358,4 +359,12 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace reclaimfs::fs
 
-int main(int argc, char** argv) { return reclaimfs::fs::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Bound what the C heap keeps outside the budget: few arenas (dozens of
+  // request threads would otherwise each keep freed memory in their own
+  // arena), and a fixed mmap threshold so large request buffers go back to
+  // the system when freed instead of raising the threshold and staying.
+  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  return reclaimfs::fs::Main(argc, argv);
+}

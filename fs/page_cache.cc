@@ -50,7 +50,7 @@ void PageCache::LruDelLocked(Page* p) {
 // ---- construction -------------------------------------------------------
 
 PageCache::PageCache(reclaim::MemoryManager* mm, storage::MetaStore* meta, uint32_t page_size)
-    : mm_(mm), meta_(meta), page_size_(page_size) {}
+    : mm_(mm), meta_(meta), page_size_(page_size), pool_(page_size) {}
 
 PageCache::~PageCache() { DropAll(); }
 
@@ -122,7 +122,7 @@ absl::Status PageCache::EnsureExtents(FileState* fs) {
 // ---- pages --------------------------------------------------------------
 
 Page* PageCache::NewPage(FileState* fs, uint64_t index) {
-  void* buf = std::aligned_alloc(storage::kIoAlignment, page_size_);
+  void* buf = pool_.Allocate();
   if (!buf) return nullptr;
   nr_pages_.fetch_add(1, std::memory_order_relaxed);
   return new Page(fs, fs->ino, index, static_cast<char*>(buf));
@@ -130,10 +130,10 @@ Page* PageCache::NewPage(FileState* fs, uint64_t index) {
 
 void PageCache::FreePage(Page* p) {
   if (p->Test(kPageDirty)) nr_dirty_.fetch_sub(1, std::memory_order_relaxed);
-  std::free(p->data);
+  pool_.Free(p->data);
   delete p;
   nr_pages_.fetch_sub(1, std::memory_order_relaxed);
-  mm_->budget().Uncharge(page_size_);
+  mm_->budget().Uncharge(page_charge());
 }
 
 void PageCache::Put(Page* p) {
@@ -179,7 +179,7 @@ absl::StatusOr<Page*> PageCache::FindOrCreate(FileState* fs, uint64_t index, boo
   *created = false;
   if (Page* p = Find(fs, index)) return p;
   // Charge before taking any lock: it may run direct reclaim.
-  absl::Status s = mm_->budget().Charge(page_size_);
+  absl::Status s = mm_->budget().Charge(page_charge());
   if (!s.ok()) return s;
   Page* p = InsertCharged(fs, index, created);
   if (!p) return absl::ResourceExhaustedError("out of memory for a page");
@@ -190,7 +190,7 @@ Page* PageCache::InsertCharged(FileState* fs, uint64_t index, bool* created) {
   *created = false;
   Page* fresh = NewPage(fs, index);
   if (!fresh) {
-    mm_->budget().Uncharge(page_size_);
+    mm_->budget().Uncharge(page_charge());
     return nullptr;
   }
   bool inserted = false;
@@ -205,13 +205,13 @@ Page* PageCache::CreateForReadahead(FileState* fs, uint64_t index) {
     std::lock_guard<std::mutex> l(fs->mu);
     if (fs->pages.count(index)) return nullptr;
   }
-  if (!mm_->budget().TryCharge(page_size_)) {
+  if (!mm_->budget().TryCharge(page_charge())) {
     stats_.readahead_skipped.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
   Page* fresh = NewPage(fs, index);
   if (!fresh) {
-    mm_->budget().Uncharge(page_size_);
+    mm_->budget().Uncharge(page_charge());
     return nullptr;
   }
   bool inserted = false;

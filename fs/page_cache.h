@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "fs/extent_map.h"
 #include "fs/page.h"
+#include "fs/page_pool.h"
 #include "reclaim/memory_manager.h"
 #include "storage/meta_store.h"
 
@@ -118,7 +119,11 @@ class PageCache {
   void DropAll();
 
   uint32_t page_size() const { return page_size_; }
+  // What one cached page costs the budget: its buffer and its descriptor.
+  uint64_t page_charge() const { return page_size_ + sizeof(Page); }
   reclaim::MemoryManager* mm() const { return mm_; }
+  // Gives wholly free buffer chunks back to the system.
+  size_t TrimPool() { return pool_.Trim(); }
 
   // File states.
   std::shared_ptr<FileState> GetFile(uint64_t ino);   // creates if absent
@@ -210,6 +215,7 @@ class PageCache {
   reclaim::MemoryManager* const mm_;
   storage::MetaStore* const meta_;
   const uint32_t page_size_;
+  PagePool pool_;
 
   std::mutex files_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<FileState>> files_;

@@ -28,8 +28,10 @@ constexpr uint64_t kCacheBudget = 32 * kMiB;
 constexpr uint64_t kMetaBudget = 16 * kMiB;
 // Memory the daemon may use beyond its two budgets: code and static data,
 // libfuse request buffers, io_uring rings, RocksDB memtables/WAL buffers not
-// charged to meta_budget, thread stacks and allocator slack. Fixed at 96 MiB.
-constexpr uint64_t kOverhead = 96 * kMiB;
+// charged to meta_budget, thread stacks and allocator slack. Fixed at 32 MiB
+// (measured: an idle daemon is ~15 MiB resident; under this test's load the
+// peak is ~9 MiB above the two budgets).
+constexpr uint64_t kOverhead = 32 * kMiB;
 constexpr uint64_t kRssLimit = kCacheBudget + kMetaBudget + kOverhead;
 
 constexpr int kFiles = 8;
@@ -186,7 +188,7 @@ TEST_F(PressureTest, ReadersAndWritersOverTwoGibUnderBudget) {
   EXPECT_LT(max_fsync_ms.load(), 30000u);
   EXPECT_GT(rss.max_hwm(), 0u) << "could not sample the daemon's VmHWM";
   EXPECT_LE(rss.max_hwm(), kRssLimit) << "daemon VmHWM " << mib(rss.max_hwm()) << " MiB exceeds cache_budget + "
-                                      << "meta_budget + 96 MiB = " << mib(kRssLimit) << " MiB";
+                                      << "meta_budget + 32 MiB = " << mib(kRssLimit) << " MiB";
 
   // Reclaim must have happened, as reported by the daemon.
   if (Tools().ctl.empty()) {

@@ -1,0 +1,54 @@
+// Page buffers, carved from 2 MiB anonymous mappings.
+//
+// Why not aligned_alloc: glibc serves a 4 KiB-aligned 4 KiB request by
+// splitting a larger chunk, and the leftovers fragment the heap, so the
+// memory really held can approach twice what the budget was charged. Here a
+// buffer costs exactly one page: freed slots go on a free list (threaded
+// through the slots themselves) and are reused before any untouched slot is
+// handed out, so the resident size of the pool never exceeds the largest
+// number of pages that were in use at once, which the budget bounds. Trim()
+// gives wholly free chunks back to the system (after the budget shrinks).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+namespace reclaimfs::fs {
+
+class PagePool {
+ public:
+  explicit PagePool(size_t page_size);
+  ~PagePool();
+  PagePool(const PagePool&) = delete;
+  PagePool& operator=(const PagePool&) = delete;
+
+  // A page_size buffer aligned to page_size, or nullptr if the system has
+  // no memory for a new chunk.
+  void* Allocate();
+  void Free(void* buf);
+  // Unmaps chunks none of whose slots are in use; returns how many.
+  size_t Trim();
+
+  size_t chunks() const;
+  size_t slots_in_use() const;
+
+ private:
+  static constexpr size_t kChunkBytes = 2u << 20;
+  struct FreeSlot {
+    FreeSlot* next;
+  };
+  char* MapChunk();
+  uintptr_t ChunkOf(const void* p) const { return reinterpret_cast<uintptr_t>(p) & ~(kChunkBytes - 1); }
+
+  const size_t page_size_;
+  mutable std::mutex mu_;
+  FreeSlot* free_ = nullptr;
+  char* bump_ = nullptr;      // next never-used slot of the newest chunk
+  char* bump_end_ = nullptr;
+  std::unordered_map<uintptr_t, size_t> used_;  // chunk base -> slots in use
+  size_t in_use_ = 0;
+};
+
+}  // namespace reclaimfs::fs

@@ -379,8 +379,8 @@ absl::Status FileData::Impl::ZeroInPage(FileState* fs, uint64_t index, uint32_t 
 
 absl::Status FileData::Impl::CommitUnmap(FileState* fs, uint64_t first, uint64_t end) {
   storage::MetaStore::Batch batch;
-  records->AddInodeRecord(fs->ino, &batch);
   return meta->Commit(batch, false, [&](storage::MetaStore::Batch& b) -> absl::Status {
+    records->AddInodeRecord(fs->ino, &b);
     ExtentDelta delta;
     std::vector<storage::BlockRun> freed;
     {
@@ -537,8 +537,8 @@ absl::Status FileData::Preallocate(uint64_t ino, uint64_t off, uint64_t len) {
     }
   }
   storage::MetaStore::Batch batch;
-  d.records->AddInodeRecord(ino, &batch);
   return d.meta->Commit(batch, false, [&](storage::MetaStore::Batch& b) -> absl::Status {
+    d.records->AddInodeRecord(ino, &b);
     ExtentDelta delta;
     {
       std::lock_guard<std::mutex> l(fs->mu);
@@ -563,8 +563,10 @@ absl::Status FileData::Sync(uint64_t ino, bool datasync) {
   absl::Status flushed = d.dev->Flush();
   if (status.ok()) status = flushed;
   storage::MetaStore::Batch batch;
-  d.records->AddInodeRecord(ino, &batch);
-  absl::Status committed = d.meta->Commit(batch, true);
+  absl::Status committed = d.meta->Commit(batch, true, [&](storage::MetaStore::Batch& b) -> absl::Status {
+    d.records->AddInodeRecord(ino, &b);
+    return absl::OkStatus();
+  });
   if (status.ok()) status = committed;
   if (status.ok() && err) status = ErrnoStatus(err, "writeback failed");
   return status;

@@ -33,9 +33,10 @@ struct FileDataOptions {
 // Implemented by the POSIX layer: writeback adds the inode's current record
 // (size, times) to the batch that commits the extents the data now occupies,
 // so size and extents reach the store together, after the data.
-// AddInodeRecord is called from flushers and from FileData calls, with no
-// FileData lock held and outside MetaStore's commit lock; it may take the
-// inode's own (leaf) lock but must not call back into FileData.
+// AddInodeRecord is called inside MetaStore::Commit's prepare callback (under
+// the commit lock, so records are persisted in the order they changed) with
+// no page or writeback lock held; it may take the inode cache's lock and the
+// inode's own leaf lock but must not call back into FileData or commit.
 class InodeRecordSource {
  public:
   virtual ~InodeRecordSource() = default;

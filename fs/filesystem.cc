@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "fs/attributes.h"
@@ -61,6 +62,18 @@ absl::Status Filesystem::Impl::Start() {
   if (options.store_dir.empty()) return absl::InvalidArgumentError("no store directory given");
   const std::string& dir = options.store_dir;
 
+  // Check the data file before opening the metadata: opening RocksDB
+  // read-write replays its log into new files, and a store we refuse must
+  // be left exactly as it was.
+  const std::string data_path = dir + "/" + storage::kDataFileName;
+  struct stat data_st;
+  if (::stat(data_path.c_str(), &data_st) != 0) {
+    return absl::NotFoundError(absl::StrCat(dir, ": cannot open data file ", data_path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISREG(data_st.st_mode) && !S_ISBLK(data_st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(dir, ": data file ", data_path, " is not a regular file"));
+  }
+
   absl::StatusOr<std::unique_ptr<storage::MetaStore>> m =
       storage::MetaStore::Open(dir + "/" + storage::kMetaDirName, options.meta);
   if (!m.ok()) return WithContext(m.status(), dir);
@@ -71,7 +84,7 @@ absl::Status Filesystem::Impl::Start() {
   sb = *s;
 
   absl::StatusOr<std::unique_ptr<storage::UringBlockStore>> d =
-      storage::UringBlockStore::Open(dir + "/" + storage::kDataFileName, sb.block_size, options.uring);
+      storage::UringBlockStore::Open(data_path, sb.block_size, options.uring);
   if (!d.ok()) return WithContext(d.status(), dir);
   dev = std::move(*d);
 
@@ -209,7 +222,6 @@ absl::Status Filesystem::Impl::Commit(storage::MetaStore::Batch& batch, std::vec
       std::lock_guard a(inodes[i]->attr_mu);
       b.PutInode(inodes[i]->body->rec);
       versions[i] = inodes[i]->body->version;
-      if (after_writeback) inodes[i]->body->resnapshot = false;
     }
     return absl::OkStatus();
   });
@@ -261,9 +273,6 @@ void Filesystem::Impl::AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* b
   if (!ref) return;
   std::lock_guard a(ref->attr_mu);
   batch->PutInode(ref->body->rec);
-  // This snapshot is committed later, outside our ordering: keep the body
-  // until a commit made after the writeback has superseded it.
-  ref->body->resnapshot = true;
 }
 
 // ---------------------------------------------------------------------------

@@ -72,8 +72,9 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // Commits `batch` together with the current records of `inodes` (pinned),
   // snapshot under the commit lock so records reach the store in the order
   // they changed in memory; marks them clean up to the snapshot.
-  // after_writeback: the inodes' writeback is over, so this commit also
-  // supersedes any snapshot FileData took (clears resnapshot).
+  // after_writeback: the caller has finished the inodes' writeback (eviction,
+  // unmount). FileData adds its records under the commit lock as well, so
+  // either way records reach the store in the order they changed.
   absl::Status Commit(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes, bool sync = false,
                       bool after_writeback = false);
   absl::Status PersistIfDirty(Inode* inode, bool sync, bool after_writeback = false);

@@ -23,14 +23,9 @@ struct InodeBody {
   uint64_t version = 0;
   uint64_t persisted = 0;
   uint64_t charge = 0;  // bytes charged to the memory budget for this body
-  // A FileData commit took a snapshot of rec before its commit; it may land
-  // after a newer commit of ours. Cleared only by a commit made after the
-  // inode's writeback has finished (eviction, unmount).
-  bool resnapshot = false;
-
   bool dirty() const { return version != persisted; }
   // May the body be dropped and later reloaded from the store?
-  bool clean() const { return !dirty() && !resnapshot; }
+  bool clean() const { return !dirty(); }
   void Touch() { ++version; }
 };
 

@@ -77,8 +77,11 @@ constexpr std::string_view kIgnoredOptions[] = {
     "iversion", "noiversion", "mand", "nomand",      "silent",     "loud",    "norelatime",
     "nostrictatime", "nosymfollow", "symfollow",
 };
-constexpr std::string_view kIgnoredPrefixes[] = {"x-", "comment=", "user=", "helper=", "uhelper=",
-                                                 "fsname=", "subtype="};
+// The kernel's own FUSE mount parameters show in the mount table, and
+// mount(8) hands them back on `mount -o remount,...`; libfuse sets them itself.
+constexpr std::string_view kIgnoredPrefixes[] = {"x-",       "comment=",  "user=",     "helper=",
+                                                 "uhelper=", "fsname=",   "subtype=",  "user_id=",
+                                                 "group_id=", "rootmode=", "fd=",      "blksize="};
 
 // Options libfuse itself understands and passes to the kernel verbatim.
 constexpr std::string_view kPassThrough[] = {"allow_other", "allow_root", "auto_unmount"};

@@ -442,9 +442,11 @@ absl::Status Writeback::WritePageSet(FileState* fs, std::vector<Page*> pages, Pa
   // 6. Data is on disk: commit the metadata that points at it.
   if (status.ok()) {
     storage::MetaStore::Batch batch;
-    records_->AddInodeRecord(fs->ino, &batch);
     RECLAIMFS_SYNC_POINT("PageCache::Writeback:BeforeCommit");
     auto prepare = [&](storage::MetaStore::Batch& b) -> absl::Status {
+      // The inode record is taken under the commit lock too, so a newer
+      // record committed by the POSIX layer is never overwritten by ours.
+      records_->AddInodeRecord(fs->ino, &b);
       // Under the commit lock, so extent changes of concurrent commits of
       // this file are persisted in the order they are made in memory.
       std::vector<storage::BlockRun> displaced;

@@ -241,6 +241,10 @@ struct UringBlockStore::Impl {
         continue;
       }
       Op* op = reinterpret_cast<Op*>(tag);
+      // The Op was filled in by the submitter before it released `mu` and
+      // reached us through the kernel, which no thread checker can see;
+      // taking `mu` once makes that ordering explicit.
+      { std::lock_guard<std::mutex> sync(mu); }
       if (op->error != 0) {
         Finish(op, op->error);
       } else if (res == -EAGAIN || res == -EINTR) {

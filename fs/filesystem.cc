@@ -437,12 +437,7 @@ std::string Filesystem::StatsText() const {
   std::string out;
   auto line = [&](const char* name, uint64_t v) { absl::StrAppend(&out, name, " ", v, "\n"); };
   if (s.mm) {
-    auto& budget = s.mm->budget();
-    line("memory_limit_bytes", budget.limit());
-    line("memory_used_bytes", budget.used());
-    line("memory_free_bytes", budget.free());
-    line("memory_peak_bytes", budget.peak_used());
-    out += s.mm->stats().Format();
+    out += s.mm->StatsText();  // budget_* and the reclaim counters
     if (!out.empty() && out.back() != '\n') out += '\n';
   }
   if (s.data) {

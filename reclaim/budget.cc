@@ -3,6 +3,7 @@
 #include "reclaim/memory_budget.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "reclaim/scope.h"
@@ -139,13 +140,23 @@ absl::Status MemoryBudget::Charge(uint64_t bytes) {
   }
 
   handler->WakeKswapd();
+  const auto start = std::chrono::steady_clock::now();
+  auto record_stall = [&] {
+    if (ReclaimStats* s = stats_.load(std::memory_order_acquire)) {
+      s->charge_stall_us.Record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+              .count()));
+    }
+  };
   for (int attempt = 0; attempt < max_direct_attempts_; ++attempt) {
     handler->DirectReclaim(bytes, attempt);
     if (TryChargeFast(bytes, scope)) {
+      record_stall();
       WakeIfBelowLow();
       return absl::OkStatus();
     }
   }
+  record_stall();
   CountFailure();
   return absl::ResourceExhaustedError("memory budget exhausted");
 }

@@ -29,8 +29,11 @@ struct ReclaimOptions {
   // Bound of the single aggregated wait after a pass that freed too little.
   std::chrono::microseconds backoff_timeout{10'000};
   // Direct reclaim: non-blocking passes a single DirectReclaim() call may
-  // make before, if still short, it kicks writeback and throttles once.
-  int direct_max_passes = 2;
+  // make, at falling priority, before, if still short, it kicks writeback
+  // and throttles once. 13 = a full sweep 12..0 (it stops as soon as the
+  // target is met), as Linux's do_try_to_free_pages: throttling while clean
+  // pages sit unscanned at a lower priority would stall for nothing.
+  int direct_max_passes = 13;
   // Direct reclaim throttle after a failed attempt (waits on progress event).
   std::chrono::microseconds direct_throttle_timeout{2'000};
 };

@@ -31,7 +31,8 @@ struct ReclaimStats {
   std::atomic<uint64_t> direct_throttle_timeouts{0}; // ... that ended by timeout
   std::atomic<uint64_t> dirty_throttle_pauses{0};
 
-  LatencyHistogram direct_stall_us;     // time a charge spent in direct reclaim
+  LatencyHistogram direct_stall_us;     // time of one direct-reclaim call
+  LatencyHistogram charge_stall_us;     // whole slow path of a charge (all its direct-reclaim attempts)
   LatencyHistogram dirty_throttle_us;   // time writers were paused
 
   // One "name value" per line; histograms as name_{count,p50,p99,max}.

@@ -148,7 +148,7 @@ Result RunMode(const Config& cfg, const std::string& mode) {
     return r;
   }
   std::string opts = "cache_budget=" + std::to_string(cfg.budget) +
-                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode;
+                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode + ",log_level=warn";
   if (!cfg.extra_options.empty()) opts += "," + cfg.extra_options;
   pid_t daemon = fork();
   if (daemon == 0) {
@@ -249,6 +249,12 @@ void Print(const Config& cfg, const Result& r) {
   std::printf("  direct stall      count %.0f  p50 %.0f us  p99 %.0f us  max %.0f us\n",
               Get(s, "direct_stall_us_count"), Get(s, "direct_stall_us_p50"), Get(s, "direct_stall_us_p99"),
               Get(s, "direct_stall_us_max"));
+  std::printf("  charge stall      count %.0f  p50 %.0f us  p99 %.0f us  max %.0f us  (a whole charge, all attempts)\n",
+              Get(s, "charge_stall_us_count"), Get(s, "charge_stall_us_p50"), Get(s, "charge_stall_us_p99"),
+              Get(s, "charge_stall_us_max"));
+  std::printf("  direct reclaim    entries %.0f  scanned %.0f  freed %.0f  throttled %.0f (timeouts %.0f)\n",
+              Get(s, "direct_reclaims"), Get(s, "direct_scanned"), Get(s, "direct_freed"),
+              Get(s, "direct_throttles"), Get(s, "direct_throttle_timeouts"));
   std::printf("  reclaim share     kswapd %.1f%%  direct %.1f%%  (objects freed %.0f / %.0f)\n",
               total ? 100 * kfreed / total : 0, total ? 100 * dfreed / total : 0, kfreed, dfreed);
   std::printf("  backoff waits     %.0f (timeouts %.0f)\n", Get(s, "backoff_waits"), Get(s, "backoff_timeouts"));
@@ -307,6 +313,9 @@ int main(int argc, char** argv) {
     double ta = results[0].read_mbps + results[0].write_mbps, tb = results[1].read_mbps + results[1].write_mbps;
     std::printf("ratios %s/%s\n", results[1].mode.c_str(), results[0].mode.c_str());
     std::printf("  direct stall p99  %.1fx  (%.0f us vs %.0f us)\n", p99a > 0 ? p99b / p99a : 0, p99b, p99a);
+    std::printf("  charge stall p99  %.1fx\n", Get(a, "charge_stall_us_p99") > 0
+                                                     ? Get(b, "charge_stall_us_p99") / Get(a, "charge_stall_us_p99")
+                                                     : 0);
     std::printf("  direct stall max  %.1fx\n",
                 Get(a, "direct_stall_us_max") > 0 ? Get(b, "direct_stall_us_max") / Get(a, "direct_stall_us_max") : 0);
     std::printf("  throughput        %s is %.2fx of %s\n", results[0].mode.c_str(), tb > 0 ? ta / tb : 0,

@@ -19,8 +19,8 @@
 namespace reclaimfs::itest {
 namespace {
 
-// The statistic that reports the cache budget ("memory_limit_bytes", or a
-// name with "budget").
+// The statistic that reports the cache budget ("budget_limit", or a name
+// with "limit").
 bool IsBudgetStat(const std::string& name) {
   return name.find("budget") != std::string::npos || name.find("limit") != std::string::npos;
 }

@@ -1415,7 +1415,7 @@ TEST_F(FilesystemTest, DirtyDataEvictionDeferredThenCompleted) {
 
 TEST_F(FilesystemTest, StatsText) {
   const std::string text = fs_->StatsText();
-  for (const char* key : {"memory_limit_bytes", "inode_stubs", "inode_bodies", "inode_bodies_loaded",
+  for (const char* key : {"budget_limit", "inode_stubs", "inode_bodies", "inode_bodies_loaded",
                           "inode_bodies_evicted", "evict_deferred", "evict_retried", "evict_done",
                           "inode_deallocations"}) {
     EXPECT_NE(text.find(std::string(key) + " "), std::string::npos) << key;

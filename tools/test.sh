@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up dependencies, builds, and runs every test: all unit and integration
 # tests in the normal build, the unit tests again under AddressSanitizer +
-# UBSan, and the concurrent reclaim and page-cache tests under ThreadSanitizer.
+# UBSan, and the concurrent reclaim, page-cache and POSIX-layer tests under
+# ThreadSanitizer (RocksDB, built without it, is suppressed: tests/tsan.supp).
 # The last line is "N passed, N failed" counted over GoogleTest cases.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ bash tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1;
 
 JOBS=${JOBS:-$(nproc)}
 UNIT_TESTS=(reclaim_tests storage_tests fs_data_tests fs_core_tests fs_config_tests)
-TSAN_TESTS=(reclaim_tests)
+TSAN_TESTS=(reclaim_tests fs_data_tests fs_core_tests)
 
 configure() {  # dir, extra meson args...
   local dir=$1; shift
@@ -26,7 +27,7 @@ configure build-tsan -Db_sanitize=thread || build_failed=1
 
 ninja -C build -j"$JOBS" || build_failed=1
 ninja -C build-asan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests storage/storage_tests fs/fs_data_tests fs/fs_core_tests fs/fs_config_tests) || build_failed=1
-ninja -C build-tsan -j"$JOBS" tests/unit/reclaim/reclaim_tests || build_failed=1
+ninja -C build-tsan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests fs/fs_data_tests fs/fs_core_tests) || build_failed=1
 
 # Leftover mounts from an interrupted run would make integration tests fail.
 grep -o ' /tmp/reclaimfs-[^ ]*' /proc/mounts 2>/dev/null | xargs -r -n1 umount -l 2>/dev/null
@@ -35,7 +36,7 @@ rm -f build*/meson-logs/testlog.*
 meson test -C build --no-rebuild --print-errorlogs --num-processes 1
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   meson test -C build-asan --no-rebuild --print-errorlogs "${UNIT_TESTS[@]}"
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp \
   meson test -C build-tsan --no-rebuild --print-errorlogs "${TSAN_TESTS[@]}"
 
 echo

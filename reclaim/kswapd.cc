@@ -1,6 +1,9 @@
 // Kswapd: the background reclaimer thread, woken below low, working to high.
 #include "reclaim/kswapd.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "reclaim/sync_point.h"
@@ -10,6 +13,7 @@ namespace reclaimfs::reclaim {
 namespace {
 // Periodic check even without a wake-up, so a missed wake costs at most this.
 constexpr std::chrono::milliseconds kPeriod{1000};
+constexpr int kNice = -10;  // as a nice value
 // After a run that freed nothing, ignore wake-ups this long: every charge
 // below low wakes us, and rescanning caches that just had nothing to give
 // would only burn CPU (Linux's kswapd_failures has the same purpose).
@@ -48,6 +52,11 @@ void Kswapd::Wake() {
 }
 
 void Kswapd::Run() {
+  // Reclaim should win the CPU over the allocators it serves: every moment
+  // kswapd waits for a core brings the allocating threads closer to min and
+  // into direct reclaim. Raising our priority needs privilege; without it
+  // kswapd simply runs at the default.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice);
   MemoryBudget* budget = core_->budget();
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {

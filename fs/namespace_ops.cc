@@ -3,6 +3,7 @@
 // ns_mu across their commit; they pin the parent directories (loading them
 // with reclaim allowed) before taking it, and anything loaded under it is
 // force-charged.
+#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
@@ -17,16 +18,6 @@
 #include "fs/filesystem_impl.h"
 #include "fs/permissions.h"
 #include "fs/status_macros.h"
-
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-#ifndef RENAME_WHITEOUT
-#define RENAME_WHITEOUT (1 << 2)
-#endif
 
 namespace reclaimfs::fs {
 

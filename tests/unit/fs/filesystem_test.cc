@@ -5,6 +5,7 @@
 // queue, xattrs, statfs, large sparse files and read-only mounts.
 #include "fs/filesystem.h"
 
+#include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
@@ -28,16 +29,6 @@
 #include "gtest/gtest.h"
 #include "storage/allocator.h"
 #include "storage/meta_store.h"
-
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-#ifndef RENAME_WHITEOUT
-#define RENAME_WHITEOUT (1 << 2)
-#endif
 
 namespace reclaimfs::fs {
 namespace {

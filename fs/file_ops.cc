@@ -72,7 +72,14 @@ absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t in
   if (S_ISDIR(rec.mode) && (acc != O_RDONLY || trunc)) return ErrnoStatus(EISDIR);
   if (S_ISLNK(rec.mode)) return ErrnoStatus(ELOOP);
   int mask = 0;
-  if (acc == O_RDONLY || acc == O_RDWR) mask |= R_OK;
+  // The kernel opens a file it is about to execute with __FMODE_EXEC; that
+  // open needs execute permission, not read (a mode --x file may be run).
+  constexpr int kFmodeExec = 0x20;
+  if (flags & kFmodeExec) {
+    mask |= X_OK;
+  } else if (acc == O_RDONLY || acc == O_RDWR) {
+    mask |= R_OK;
+  }
   if (acc == O_WRONLY || acc == O_RDWR || trunc) mask |= W_OK;
   if ((mask & W_OK) && !S_ISFIFO(rec.mode) && !S_ISSOCK(rec.mode) && !S_ISCHR(rec.mode) &&
       !S_ISBLK(rec.mode)) {

@@ -495,8 +495,12 @@ struct FuseOps {
 
   static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
     // SEEK_SET/CUR/END are answered by the kernel and never arrive.
-    if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
       fuse_reply_err(req, EINVAL);
+      return;
+    }
+    if (off < 0) {  // Linux answers a negative SEEK_DATA/SEEK_HOLE offset with ENXIO
+      fuse_reply_err(req, ENXIO);
       return;
     }
     auto pos = Self(req).fs_->Lseek(ino, fi->fh, static_cast<uint64_t>(off), whence);

@@ -219,8 +219,18 @@ bool ReclaimCore::KickWriteback() {
   return true;
 }
 
+namespace {
+// CPU time of the calling thread, to tell work from waiting for a core.
+uint64_t ThreadCpuMicros() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
+}
+}  // namespace
+
 void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
   const auto start = std::chrono::steady_clock::now();
+  const uint64_t cpu_start = ThreadCpuMicros();
   stats_->direct_reclaims.fetch_add(1, std::memory_order_relaxed);
   stats_->allocation_stalls.fetch_add(1, std::memory_order_relaxed);
   {
@@ -259,6 +269,7 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - start);
   stats_->direct_stall_us.Record(static_cast<uint64_t>(us.count()));
+  stats_->direct_stall_cpu_us.Record(ThreadCpuMicros() - cpu_start);
 }
 
 }  // namespace reclaimfs::reclaim

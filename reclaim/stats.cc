@@ -46,6 +46,7 @@ std::string ReclaimStats::Format() const {
   RECLAIMFS_COUNTER(dirty_throttle_pauses);
 #undef RECLAIMFS_COUNTER
   AppendHistogram(&out, "direct_stall_us", direct_stall_us);
+  AppendHistogram(&out, "direct_stall_cpu_us", direct_stall_cpu_us);
   AppendHistogram(&out, "charge_stall_us", charge_stall_us);
   AppendHistogram(&out, "dirty_throttle_us", dirty_throttle_us);
   return out;

@@ -32,6 +32,7 @@ struct ReclaimStats {
   std::atomic<uint64_t> dirty_throttle_pauses{0};
 
   LatencyHistogram direct_stall_us;     // time of one direct-reclaim call
+  LatencyHistogram direct_stall_cpu_us; // CPU time the thread used in that call (the rest is waiting)
   LatencyHistogram charge_stall_us;     // whole slow path of a charge (all its direct-reclaim attempts)
   LatencyHistogram dirty_throttle_us;   // time writers were paused
 

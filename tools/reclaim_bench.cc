@@ -249,6 +249,8 @@ void Print(const Config& cfg, const Result& r) {
   std::printf("  direct stall      count %.0f  p50 %.0f us  p99 %.0f us  max %.0f us\n",
               Get(s, "direct_stall_us_count"), Get(s, "direct_stall_us_p50"), Get(s, "direct_stall_us_p99"),
               Get(s, "direct_stall_us_max"));
+  std::printf("  ... of it on CPU p50 %.0f us  p99 %.0f us  max %.0f us\n", Get(s, "direct_stall_cpu_us_p50"),
+              Get(s, "direct_stall_cpu_us_p99"), Get(s, "direct_stall_cpu_us_max"));
   std::printf("  charge stall      count %.0f  p50 %.0f us  p99 %.0f us  max %.0f us  (a whole charge, all attempts)\n",
               Get(s, "charge_stall_us_count"), Get(s, "charge_stall_us_p50"), Get(s, "charge_stall_us_p99"),
               Get(s, "charge_stall_us_max"));

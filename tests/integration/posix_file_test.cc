@@ -212,6 +212,9 @@ TEST_F(PosixFileTest, SeekDataAndSeekHole) {
     EXPECT_EQ(lseek(fd.get(), (8 << 20) + 4096, SEEK_HOLE), (8 << 20) + 4096);
     EXPECT_ERRNO(ENXIO, lseek(fd.get(), (8 << 20) + 4096, SEEK_DATA));
     EXPECT_ERRNO(ENXIO, lseek(fd.get(), 16 << 20, SEEK_HOLE));
+    // A negative offset is ENXIO for SEEK_DATA and SEEK_HOLE, as on Linux.
+    EXPECT_ERRNO(ENXIO, lseek(fd.get(), -1, SEEK_DATA));
+    EXPECT_ERRNO(ENXIO, lseek(fd.get(), -1, SEEK_HOLE));
     EXPECT_ERRNO(ENXIO, lseek(fd.get(), 17 << 20, SEEK_DATA));
   }
 }

@@ -665,6 +665,16 @@ TEST_F(FilesystemTest, PermissionsForOrdinaryUser) {
   EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(0666)), EPERM);
   EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, SizeReq(0)), EACCES);
 
+  // An execute-only program: reading is refused, the kernel's exec open
+  // (flagged __FMODE_EXEC) is allowed.
+  constexpr int kFmodeExec = 0x20;
+  Attributes prog = MakeFile(pub.ino, "prog", 0711);
+  EXPECT_ERRNO(fs_->Open(user_, prog.ino, O_RDONLY), EACCES);
+  absl::StatusOr<OpenFile> exec_open = fs_->Open(user_, prog.ino, O_RDONLY | kFmodeExec);
+  ASSERT_OK(exec_open);
+  EXPECT_OK(fs_->Release(prog.ino, exec_open->fh));
+  EXPECT_ERRNO(fs_->Open(user_, f.ino, O_RDONLY | kFmodeExec), EACCES);  // 0600: no x for others
+
   Attributes mine = MakeFile(pub.ino, "userfile", 0644, &user_);
   EXPECT_EQ(mine.uid, 1000u);
   EXPECT_EQ(mine.gid, 1000u);

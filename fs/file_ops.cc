@@ -139,6 +139,18 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Create(const Request
 // ---------------------------------------------------------------------------
 // Data
 
+namespace {
+// Size and type of a file, read together under its leaf attribute lock.
+struct SizeAndMode {
+  uint64_t size;
+  uint32_t mode;
+};
+SizeAndMode SnapshotSizeAndMode(Inode* inode) {
+  std::lock_guard a(inode->attr_mu);
+  return {inode->body->rec.size, inode->body->rec.mode};
+}
+}  // namespace
+
 absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf) {
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
@@ -147,13 +159,7 @@ absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off,
   size_t n = 0;
   {
     std::shared_lock io(ref->io_mu);
-    uint64_t file_size;
-    uint32_t mode;
-    {
-      std::lock_guard a(ref->attr_mu);
-      file_size = ref->body->rec.size;
-      mode = ref->body->rec.mode;
-    }
+    const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(mode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(mode)) return ErrnoStatus(EINVAL);
     if (off < file_size && size > 0) {
@@ -172,13 +178,7 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   std::unique_lock io(ref->io_mu);
-  uint64_t file_size;
-  uint32_t mode;
-  {
-    std::lock_guard a(ref->attr_mu);
-    file_size = ref->body->rec.size;
-    mode = ref->body->rec.mode;
-  }
+  const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
   if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
   // O_APPEND: the end of file as of now, under the io lock.
   const uint64_t pos = h.append() ? file_size : off;
@@ -232,13 +232,7 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   {
     std::unique_lock io(ref->io_mu);
-    uint64_t file_size;
-    uint32_t fmode;
-    {
-      std::lock_guard a(ref->attr_mu);
-      file_size = ref->body->rec.size;
-      fmode = ref->body->rec.mode;
-    }
+    const auto [file_size, fmode] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(fmode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(fmode)) return ErrnoStatus(ENODEV);
     if (punch) {
@@ -263,11 +257,7 @@ absl::StatusOr<uint64_t> Filesystem::Lseek(uint64_t ino, uint64_t fh, uint64_t o
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return ErrnoStatus(EINVAL);
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   std::shared_lock io(ref->io_mu);
-  uint64_t file_size;
-  {
-    std::lock_guard a(ref->attr_mu);
-    file_size = ref->body->rec.size;
-  }
+  const uint64_t file_size = SnapshotSizeAndMode(ref.get()).size;
   if (off >= file_size) return ErrnoStatus(ENXIO);
   return whence == SEEK_DATA ? s.data->SeekData(ino, file_size, off) : s.data->SeekHole(ino, file_size, off);
 }

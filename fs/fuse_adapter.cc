@@ -178,7 +178,11 @@ struct FuseOps {
 
   static void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseAdapter& self = Self(req);
-    auto attr = self.fs_->GetAttr(ino);
+    ReplyAttr(req, self.fs_->GetAttr(ino), self.options_.timeout_seconds);
+  }
+
+  // getattr and setattr answer the same way: the attributes or the errno.
+  static void ReplyAttr(fuse_req_t req, const absl::StatusOr<Attributes>& attr, double timeout) {
     if (!attr.ok()) {
       fuse_reply_err(req, ErrnoOf(attr.status()));
       return;
@@ -186,7 +190,7 @@ struct FuseOps {
     struct stat st;
     std::memset(&st, 0, sizeof(st));
     attr->ToStat(&st);
-    fuse_reply_attr(req, &st, self.options_.timeout_seconds);
+    fuse_reply_attr(req, &st, timeout);
   }
 
   static void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* in, int to_set, fuse_file_info* fi) {
@@ -210,15 +214,7 @@ struct FuseOps {
     // updates ctime.
     if (fi != nullptr) r.fh = fi->fh;
     const bool ownership = (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0;
-    auto attr = self.fs_->SetAttr(Context(req, ownership), ino, r);
-    if (!attr.ok()) {
-      fuse_reply_err(req, ErrnoOf(attr.status()));
-      return;
-    }
-    struct stat st;
-    std::memset(&st, 0, sizeof(st));
-    attr->ToStat(&st);
-    fuse_reply_attr(req, &st, self.options_.timeout_seconds);
+    ReplyAttr(req, self.fs_->SetAttr(Context(req, ownership), ino, r), self.options_.timeout_seconds);
   }
 
   static void Readlink(fuse_req_t req, fuse_ino_t ino) {

@@ -725,6 +725,7 @@ std::string FileData::StatsText() const {
   line("pagecache_shrink_freed", st.shrink_freed.load());
   line("pagecache_shrink_busy", st.shrink_busy.load());
   line("pagecache_shrink_dirty", st.shrink_dirty.load());
+  line("pagecache_shrink_rotated", st.shrink_rotated.load());
   line("pagecache_shrink_deactivated", st.shrink_deactivated.load());
   out += d.writeback.StatsText();
   line("writeback_throttle_pauses", d.throttle.pauses());

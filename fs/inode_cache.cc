@@ -53,6 +53,7 @@ void InodeCache::LruRemoveLocked(Inode* inode) {
   if (inode->on_lru_) {
     lru_.erase(inode->lru_pos_);
     inode->on_lru_ = false;
+    idle_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -79,6 +80,7 @@ void InodeCache::Unpin(Inode* inode) {
     lru_.push_back(inode);
     inode->lru_pos_ = std::prev(lru_.end());
     inode->on_lru_ = true;
+    idle_.fetch_add(1, std::memory_order_relaxed);
   } else {
     MaybeEraseLocked(inode);
   }
@@ -323,10 +325,6 @@ std::vector<InodeRef> InodeCache::PinAllBodies() {
   return refs;
 }
 
-uint64_t InodeCache::idle_count() const {
-  std::lock_guard l(mu_);
-  return lru_.size();
-}
 
 InodeCacheCounters InodeCache::counters() const {
   InodeCacheCounters c;

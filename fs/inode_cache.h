@@ -136,7 +136,8 @@ class InodeCache {
   // Pins every inode with a cached body (shutdown, remount).
   std::vector<InodeRef> PinAllBodies();
 
-  uint64_t idle_count() const;
+  // Without the cache mutex: reclaim's Count() must never wait for a lock.
+  uint64_t idle_count() const { return idle_.load(std::memory_order_relaxed); }
   uint64_t body_bytes() const { return body_bytes_.load(std::memory_order_relaxed); }
   InodeCacheCounters counters() const;
 
@@ -157,6 +158,7 @@ class InodeCache {
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> stubs_;
   std::list<Inode*> lru_;  // idle bodies, least recently used first
+  std::atomic<uint64_t> idle_{0};  // lru_.size(), written under mu_
   uint64_t bodies_ = 0;
 
   std::atomic<uint64_t> body_bytes_{0};

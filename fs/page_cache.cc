@@ -303,17 +303,15 @@ void PageCache::MarkAccessed(Page* p) {
 }
 
 uint64_t PageCache::LruPages() const {
-  std::lock_guard<std::mutex> l(lru_mu_);
+  // No lock: reclaim's Count() must never wait for one.
   return inactive_.n + active_.n;
 }
 
 uint64_t PageCache::ActivePages() const {
-  std::lock_guard<std::mutex> l(lru_mu_);
   return active_.n;
 }
 
 uint64_t PageCache::InactivePages() const {
-  std::lock_guard<std::mutex> l(lru_mu_);
   return inactive_.n;
 }
 
@@ -333,19 +331,18 @@ void PageCache::BalanceLists(uint64_t nr) {
   }
 }
 
-void PageCache::IsolateForReclaim(uint64_t nr, IsolateResult* out) {
+void PageCache::IsolateForReclaim(uint64_t nr, bool eager_pageout, IsolateResult* out) {
   std::lock_guard<std::mutex> l(lru_mu_);
   for (uint64_t i = 0; i < nr && inactive_.tail; ++i) {
     Page* p = inactive_.tail;
     inactive_.Remove(p);
     ++out->scanned;
     const uint32_t f = p->Flags();
-    if (f & kPageReferenced) {
-      p->Clear(kPageReferenced);
-      inactive_.PushFront(p);
-      ++out->referenced;
-      continue;
-    }
+    // As Linux's folio_check_references for unmapped file pages: the
+    // referenced bit alone does not keep a clean page. A page used twice
+    // is on the active list already (MarkAccessed); one read once and then
+    // left to age to the inactive tail is what reclaim is for.
+    const bool referenced = p->Clear(kPageReferenced);
     if (f & kPageWriteback) {
       p->Set(kPageReclaim);
       inactive_.PushFront(p);
@@ -354,9 +351,16 @@ void PageCache::IsolateForReclaim(uint64_t nr, IsolateResult* out) {
     }
     if (f & kPageDirty) {
       ++out->dirty_seen;
-      p->Set(kPageReclaim);
       inactive_.PushFront(p);
-      if (!p->Set(kPagePageout)) {
+      if (referenced) {
+        ++out->referenced;  // in use: keep it, write it later
+        continue;
+      }
+      const bool marked_before = p->Set(kPageReclaim);
+      // Pageout work only for a page reclaim meets dirty a second time:
+      // the flushers reclaim kicked usually wrote it in between, and a
+      // queued page is pinned, unreclaimable even once clean.
+      if ((marked_before || eager_pageout) && !p->Set(kPagePageout)) {
         // The work pins the page with a reference, never with its lock.
         p->Ref();
         out->dirty.push_back(p);

@@ -105,7 +105,7 @@ struct IsolateResult {
   std::vector<Page*> clean;  // isolated from the LRU, with a reference
   std::vector<Page*> dirty;  // kPagePageout newly set, with a reference
   uint64_t scanned = 0;
-  uint64_t referenced = 0;
+  uint64_t referenced = 0;  // dirty and recently used: kept, not paged out
   uint64_t busy = 0;        // locked, or referenced by others
   uint64_t writeback = 0;
   uint64_t dirty_seen = 0;  // including pages whose pageout is already queued
@@ -177,10 +177,13 @@ class PageCache {
   // Moves up to nr pages from the active tail to the inactive head while the
   // inactive list is the smaller one.
   void BalanceLists(uint64_t nr);
-  // Looks at up to nr pages from the inactive tail: referenced ones rotate
-  // (second chance), busy ones rotate, dirty ones get kPagePageout and a
-  // reference for pageout work, clean unreferenced ones are isolated.
-  void IsolateForReclaim(uint64_t nr, IsolateResult* out);
+  // Looks at up to nr pages from the inactive tail and clears their
+  // referenced bits: busy and writeback ones rotate; dirty ones rotate and,
+  // when reclaim saw them dirty before and they were not used since, get
+  // kPagePageout and a reference for pageout work; clean idle ones are
+  // isolated. `eager_pageout` queues pageout at the first sighting (the
+  // blocking mode's old behaviour).
+  void IsolateForReclaim(uint64_t nr, bool eager_pageout, IsolateResult* out);
   // Frees an isolated clean page if it can be done without blocking; else
   // puts it back. Consumes the isolation reference either way.
   bool TryFreeIsolated(Page* p);
@@ -198,7 +201,7 @@ class PageCache {
   struct LruList {
     Page* head = nullptr;  // most recent
     Page* tail = nullptr;  // next to look at
-    uint64_t n = 0;
+    std::atomic<uint64_t> n{0};  // written under lru_mu_, read without it
     void PushFront(Page* p);
     void PushBack(Page* p);
     void Remove(Page* p);

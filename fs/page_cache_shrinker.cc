@@ -23,15 +23,18 @@ reclaim::ShrinkResult PageCacheShrinker::Scan(const reclaim::ShrinkControl& sc) 
   const uint64_t nr = std::max<uint64_t>(sc.nr_to_scan, 1);
   cache_->BalanceLists(nr);
 
-  uint64_t busy = 0, dirty = 0, writeback = 0;
+  uint64_t busy = 0, dirty = 0, writeback = 0, rotated = 0;
   uint64_t left = nr;
   while (left > 0) {
     IsolateResult r;
-    cache_->IsolateForReclaim(std::min(left, kIsolateBatch), &r);
+    // The blocking mode writes what it meets at once, as the old designs
+    // did; the default leaves a first sighting to the flushers.
+    cache_->IsolateForReclaim(std::min(left, kIsolateBatch), mode_ == ShrinkerMode::kBlocking, &r);
     if (r.scanned == 0) break;
     left -= std::min(left, r.scanned);
     res.scanned += r.scanned;
     busy += r.busy;
+    rotated += r.referenced;
     dirty += r.dirty_seen;
     writeback += r.writeback;
     for (Page* p : r.clean) {
@@ -51,14 +54,15 @@ reclaim::ShrinkResult PageCacheShrinker::Scan(const reclaim::ShrinkControl& sc) 
   st.shrink_freed.fetch_add(res.freed, std::memory_order_relaxed);
   st.shrink_busy.fetch_add(busy, std::memory_order_relaxed);
   st.shrink_dirty.fetch_add(dirty, std::memory_order_relaxed);
+  st.shrink_rotated.fetch_add(rotated, std::memory_order_relaxed);
 
-  // Back off when what stands between reclaim and free pages is IO (dirty
-  // pages queued for pageout, pages under writeback or being read): scanning
-  // again before it completes only burns CPU.
-  const uint64_t io_bound = dirty + writeback;
-  if (res.scanned > 0 && res.freed == 0 && io_bound + busy > 0) {
-    res.hint = reclaim::ShrinkHint::kBackoff;
-  } else if (res.freed * 4 < res.scanned && io_bound * 2 >= res.scanned) {
+  // Back off when nothing could be freed because what stands between
+  // reclaim and free pages is IO (dirty pages, pages under writeback or
+  // being read): scanning again before it completes only burns CPU. A scan
+  // that freed something is making progress, however many dirty pages it
+  // also met (Linux throttles kswapd only when every page it took was
+  // blocked on IO).
+  if (res.scanned > 0 && res.freed == 0 && dirty + writeback + busy > 0) {
     res.hint = reclaim::ShrinkHint::kBackoff;
   }
   return res;

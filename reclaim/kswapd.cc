@@ -25,30 +25,37 @@ Kswapd::Kswapd(ReclaimCore* core) : core_(core) {}
 Kswapd::~Kswapd() { Stop(); }
 
 void Kswapd::Start() {
-  std::lock_guard<std::mutex> l(mu_);
+  std::lock_guard<std::mutex> l(thread_mu_);
   if (thread_.joinable()) return;
-  stop_ = false;
+  stop_.store(false);
   thread_ = std::thread([this] { Run(); });
 }
 
 void Kswapd::Stop() {
   std::thread t;
   {
-    std::lock_guard<std::mutex> l(mu_);
-    stop_ = true;
+    std::lock_guard<std::mutex> l(thread_mu_);
+    stop_.store(true);
     t = std::move(thread_);
   }
-  cv_.notify_all();
+  wake_word_.Bump();
   if (t.joinable()) t.join();
 }
 
 void Kswapd::Wake() {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (woken_) return;
-    woken_ = true;
+  // Every charge below low calls this; all but the first are one atomic op.
+  if (woken_.exchange(true, std::memory_order_acq_rel)) return;
+  wake_word_.Bump();
+}
+
+void Kswapd::SleepUnlessStopped(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!stop_.load()) {
+    const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return;
+    wake_word_.WaitWhileEquals(wake_word_.Load(), left);
   }
-  cv_.notify_one();
 }
 
 void Kswapd::Run() {
@@ -58,13 +65,16 @@ void Kswapd::Run() {
   // kswapd simply runs at the default.
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kNice);
   MemoryBudget* budget = core_->budget();
-  std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    cv_.wait_for(l, kPeriod, [this] { return woken_ || stop_; });
-    if (stop_) return;
-    const bool woken = woken_;
-    woken_ = false;
-    l.unlock();
+    // Read the word before looking at the flag: a Wake() after the look
+    // bumps the word, so the sleep below returns at once.
+    const uint32_t seen = wake_word_.Load();
+    if (stop_.load()) return;
+    if (!woken_.load(std::memory_order_acquire)) {
+      wake_word_.WaitWhileEquals(seen, kPeriod);
+      if (stop_.load()) return;
+    }
+    const bool woken = woken_.exchange(false, std::memory_order_acq_rel);
 
     if (woken) core_->stats()->kswapd_wakeups.fetch_add(1, std::memory_order_relaxed);
     RECLAIMFS_SYNC_POINT("Kswapd::Run:Woken");
@@ -80,17 +90,11 @@ void Kswapd::Run() {
           failed = true;
           break;
         }
-        std::lock_guard<std::mutex> g(mu_);
-        if (stop_) return;
+        if (stop_.load()) return;
       }
     }
     RECLAIMFS_SYNC_POINT("Kswapd::Run:Sleep");
-
-    l.lock();
-    if (failed) {
-      cv_.wait_for(l, kFailureBackoff, [this] { return stop_; });
-      if (stop_) return;
-    }
+    if (failed) SleepUnlessStopped(kFailureBackoff);
   }
 }
 

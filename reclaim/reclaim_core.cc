@@ -7,6 +7,7 @@
 #include "reclaim/scope.h"
 #include "reclaim/sync_point.h"
 
+#include <cstdio>
 namespace reclaimfs::reclaim {
 
 namespace {
@@ -94,14 +95,16 @@ void ReclaimCore::Defer(Entry& e, uint64_t work, uint64_t freeable) {
 }
 
 uint64_t ReclaimCore::ScanOne(Entry& e, Reclaimer who, int priority,
-                              uint32_t scope, ReclaimPassResult* pass) {
+                              uint32_t scope, uint64_t target_free,
+                              ReclaimPassResult* pass) {
   Shrinker* s = e.shrinker;
   const uint64_t freeable = s->Count();
   if (freeable == 0) return 0;
 
   uint64_t total = ScanTarget(freeable, s->Seeks(), priority);
+  uint64_t deferred = 0;
   if (who == Reclaimer::kKswapd) {
-    const uint64_t deferred = e.nr_deferred.exchange(0, std::memory_order_relaxed);
+    deferred = e.nr_deferred.exchange(0, std::memory_order_relaxed);
     stats_->deferred_done.fetch_add(deferred, std::memory_order_relaxed);
     total += deferred;
   }
@@ -110,6 +113,7 @@ uint64_t ReclaimCore::ScanOne(Entry& e, Reclaimer who, int priority,
 
   const uint64_t used_before = budget_->used();
   uint64_t scanned = 0, freed = 0;
+  bool reached_target = false;
   while (total > 0) {
     const uint64_t nr = std::min(options_.batch, total);
     ShrinkControl sc;
@@ -123,6 +127,12 @@ uint64_t ReclaimCore::ScanOne(Entry& e, Reclaimer who, int priority,
     // Count what we asked for, not what it looked at: a shrinker reporting
     // zero scanned must not keep us here forever.
     total -= nr;
+    // Enough for whoever is reclaiming: scanning on would only evict what
+    // the cache will soon read back (kswapd overshooting to an empty cache).
+    if (budget_->free() >= target_free) {
+      reached_target = true;
+      break;
+    }
     if (r.hint == ShrinkHint::kStop) break;
     if (r.hint == ShrinkHint::kBackoff) {
       // Never wait here; the caller waits once after the whole pass.
@@ -130,7 +140,12 @@ uint64_t ReclaimCore::ScanOne(Entry& e, Reclaimer who, int priority,
       break;
     }
   }
-  if (who == Reclaimer::kDirect) Defer(e, total, freeable);
+  if (reached_target) {
+    // Not needed now; the part that was deferred stays owed to kswapd.
+    if (who == Reclaimer::kKswapd) Defer(e, std::min(total, deferred), freeable);
+  } else if (who == Reclaimer::kDirect) {
+    Defer(e, total, freeable);
+  }
 
   const uint64_t used_after = budget_->used();
   const uint64_t freed_bytes = used_before > used_after ? used_before - used_after : 0;
@@ -150,7 +165,7 @@ uint64_t ReclaimCore::ScanOne(Entry& e, Reclaimer who, int priority,
 }
 
 ReclaimPassResult ReclaimCore::ShrinkAll(Reclaimer who, int priority,
-                                         uint32_t scope) {
+                                         uint32_t scope, uint64_t target_free) {
   ReclaimPassResult pass;
   // The lock is taken per shrinker, not per pass, so Unregister waits only
   // for the scan it races with.
@@ -167,10 +182,14 @@ ReclaimPassResult ReclaimCore::ShrinkAll(Reclaimer who, int priority,
       }
       continue;
     }
-    ScanOne(e, who, priority, scope, &pass);
+    // Every shrinker gets at least one batch per pass, even once the
+    // target is met, so small caches keep feeling pressure.
+    ScanOne(e, who, priority, scope, target_free, &pass);
   }
-  if (pass.freed > 0 || pass.freed_bytes > 0) {
+  if (who == Reclaimer::kKswapd && (pass.freed > 0 || pass.freed_bytes > 0)) {
     // Freed memory is progress too: throttled direct reclaimers may retry.
+    // Only kswapd says so. An allocating thread that wakes others is
+    // usually preempted by them on the spot, and its own stall grows.
     progress_->Signal();
     pass.signalled = true;
   }
@@ -184,7 +203,7 @@ ReclaimPassResult ReclaimCore::Reclaim(Reclaimer who, uint64_t target_free) {
   for (int priority = kMaxPriority; priority >= 0; --priority) {
     if (budget_->free() >= target_free) break;
     const uint64_t gen = progress_->Generation();
-    const ReclaimPassResult pass = ShrinkAll(who, priority, scope);
+    const ReclaimPassResult pass = ShrinkAll(who, priority, scope, target_free);
     total.scanned += pass.scanned;
     total.freed += pass.freed;
     total.freed_bytes += pass.freed_bytes;
@@ -238,7 +257,6 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
     const uint32_t scope = CurrentScope();
     const uint64_t target = budget_->watermarks().min + bytes;
     const uint64_t gen = progress_->Generation();
-    uint64_t own_signals = 0;
     // Each retry of the same charge starts where the previous one stopped:
     // attempt k scans at priorities 12 - k*passes downwards, so a charge
     // that keeps failing becomes more aggressive, like Linux's falling
@@ -247,9 +265,7 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
     const int first = std::max(0, kMaxPriority - attempt * passes);
     for (int i = 0; i < passes; ++i) {
       if (budget_->free() >= target) break;
-      const ReclaimPassResult pass =
-          ShrinkAll(Reclaimer::kDirect, std::max(0, first - i), scope);
-      if (pass.signalled) ++own_signals;
+      ShrinkAll(Reclaimer::kDirect, std::max(0, first - i), scope, target);
     }
     if (budget_->free() < target) {
       // Direct reclaim never writes pages: the flushers do, and kswapd keeps
@@ -260,7 +276,7 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
       if (!(scope & kScopeNoIo)) {
         stats_->direct_throttles.fetch_add(1, std::memory_order_relaxed);
         RECLAIMFS_SYNC_POINT("ReclaimCore::DirectReclaim:BeforeThrottle");
-        if (!progress_->WaitFor(gen + own_signals, options_.direct_throttle_timeout)) {
+        if (!progress_->WaitFor(gen, options_.direct_throttle_timeout)) {
           stats_->direct_throttle_timeouts.fetch_add(1, std::memory_order_relaxed);
         }
       }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <memory>
 #include <shared_mutex>
 #include <vector>
@@ -44,7 +45,7 @@ struct ReclaimPassResult {
   uint64_t freed_bytes = 0;   // by budget delta
   bool backoff_requested = false;
   bool waited = false;        // the aggregated wait happened
-  bool signalled = false;     // the pass freed memory and bumped the progress event
+  bool signalled = false;     // kswapd's pass freed memory and bumped the progress event
 };
 
 class ReclaimCore : public PressureHandler {
@@ -69,8 +70,10 @@ class ReclaimCore : public PressureHandler {
   // Used by kswapd (who = kKswapd) and by tests.
   ReclaimPassResult Reclaim(Reclaimer who, uint64_t target_free);
 
-  // One pass over all shrinkers at `priority`, no waiting. Exposed for tests.
-  ReclaimPassResult ShrinkAll(Reclaimer who, int priority, uint32_t scope);
+  // One pass over all shrinkers at `priority`, no waiting, stopping early
+  // once free budget reaches `target_free`. Exposed for tests.
+  ReclaimPassResult ShrinkAll(Reclaimer who, int priority, uint32_t scope,
+                              uint64_t target_free = UINT64_MAX);
 
   // PressureHandler
   void WakeKswapd() override;
@@ -85,7 +88,7 @@ class ReclaimCore : public PressureHandler {
  private:
   struct Entry;
   uint64_t ScanOne(Entry& e, Reclaimer who, int priority, uint32_t scope,
-                   ReclaimPassResult* pass);
+                   uint64_t target_free, ReclaimPassResult* pass);
   // Objects to ask of a cache with `freeable` objects at `priority`.
   uint64_t ScanTarget(uint64_t freeable, int seeks, int priority) const;
   // Calls the writeback kicker, if any; counts the kick.

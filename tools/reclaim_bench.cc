@@ -44,6 +44,7 @@ struct Config {
   size_t io_size = 64 * 1024;
   std::vector<std::string> modes{"nonblocking", "blocking"};
   std::string extra_options;
+  bool dump_stats = false;
 };
 
 struct Result {
@@ -288,6 +289,7 @@ int main(int argc, char** argv) {
   app.add_option("--io-size", io, "bytes per read/write (K/M)");
   app.add_option("--modes", cfg.modes, "shrinker modes to run, in order")->delimiter(',');
   app.add_option("-o", cfg.extra_options, "extra mount options");
+  app.add_flag("--dump-stats", cfg.dump_stats, "also print every daemon counter of each mode");
   app.add_option("--reclaimfs", cfg.reclaimfs);
   app.add_option("--mkfs", cfg.mkfs);
   app.add_option("--ctl", cfg.ctl);
@@ -307,6 +309,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     Print(cfg, r);
+    if (cfg.dump_stats) {
+      for (const auto& [name, value] : r.stats) std::printf("    %s %.0f\n", name.c_str(), value);
+    }
     results.push_back(r);
   }
   if (results.size() == 2) {

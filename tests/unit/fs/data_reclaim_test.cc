@@ -133,6 +133,56 @@ TEST(DataReclaim, ShrinkerNeverBlocksOnSlowIo) {
   EXPECT_EQ(env.Read(23, 0, 256 * kPage), Pattern(23, 0, 256 * kPage));
 }
 
+TEST(DataReclaim, PageReadOnceIsReclaimedAtTheFirstLook) {
+  DataEnv env(Quiet());
+  ASSERT_TRUE(env.Write(24, 0, Pattern(24, 0, 8 * kPage)).ok());
+  ASSERT_TRUE(env.data().SyncAll().ok());
+  env.Reopen();
+  ASSERT_EQ(env.Read(24, 0, 8 * kPage), Pattern(24, 0, 8 * kPage));
+  ASSERT_EQ(env.Stat("pagecache_pages"), 8);
+  // Read once: referenced but inactive. One pass frees them all, as Linux
+  // does with unmapped file pages; the referenced bit alone is no reprieve.
+  const auto pass = env.mm().core().ShrinkAll(reclaim::Reclaimer::kKswapd, 0, 0);
+  EXPECT_EQ(pass.freed, 8u);
+  EXPECT_EQ(env.Stat("pagecache_pages"), 0);
+  EXPECT_EQ(env.mm().budget().used(), 0u);
+}
+
+TEST(DataReclaim, PageoutIsQueuedWhenADirtyPageIsMetTwice) {
+  DataEnv env(Quiet());
+  ASSERT_TRUE(env.Write(25, 0, Pattern(25, 0, kPage)).ok());
+  // Just written: referenced. The first look clears that and keeps the
+  // page; the second marks it for reclaim and leaves it to the flushers;
+  // only the third, still dirty, queues pageout work. (Priority 12 looks
+  // at one page of a one-page cache per pass.)
+  auto look = [&] { env.mm().core().ShrinkAll(reclaim::Reclaimer::kKswapd, 12, 0); };
+  look();
+  look();
+  EXPECT_EQ(env.Stat("writeback_pageout_queued"), 0);
+  EXPECT_EQ(env.Stat("pagecache_shrink_rotated"), 1);
+  look();
+  EXPECT_EQ(env.Stat("writeback_pageout_queued"), 1);
+  ASSERT_TRUE(WaitUntil([&] { return env.Stat("writeback_pages_written") == 1; }));
+  ASSERT_TRUE(WaitUntil([&] {
+    env.mm().core().ShrinkAll(reclaim::Reclaimer::kKswapd, 0, 0);
+    return env.Stat("pagecache_pages") == 0;
+  }));
+  EXPECT_EQ(env.Read(25, 0, kPage), Pattern(25, 0, kPage));
+}
+
+TEST(DataReclaim, BlockingModeWritesWhatItMeets) {
+  EnvOptions o = Quiet();
+  o.data.shrinker_mode = ShrinkerMode::kBlocking;
+  DataEnv env(o);
+  ASSERT_TRUE(env.Write(26, 0, Pattern(26, 0, kPage)).ok());
+  auto look = [&] { env.mm().core().ShrinkAll(reclaim::Reclaimer::kKswapd, 12, 0); };
+  look();  // clears referenced
+  EXPECT_EQ(env.Stat("writeback_pages_written"), 0);
+  // The old design: the shrinker writes the page itself and waits.
+  look();
+  EXPECT_EQ(env.Stat("writeback_pages_written"), 1);
+}
+
 TEST(DataReclaim, ScanResistance) {
   EnvOptions o;
   o.budget_bytes = 4 << 20;

@@ -240,6 +240,41 @@ TEST_F(ReclaimCoreTest, DeferredWorkIsCappedAtTwiceFreeable) {
   EXPECT_EQ(fs.requested(), 2000u);
 }
 
+TEST_F(ReclaimCoreTest, KswapdStopsAtItsTargetAndKeepsTheRestDeferred) {
+  // 1000 objects of 1000 bytes: free ~48 KB, high is 30% (~315 KB).
+  FakeShrinker fs(&budget_, "fs", 1000, 1000, 2, /*needs_fs=*/true);
+  core().Register(&fs);
+  // A NoFs direct reclaimer owes the whole cache twice over.
+  for (int i = 0; i < 3; ++i) core().ShrinkAll(Reclaimer::kDirect, 0, kScopeNoFs);
+  ASSERT_EQ(core().Deferred(&fs), 2000u);
+
+  core().Reclaim(Reclaimer::kKswapd, budget_.watermarks().high);
+  EXPECT_GE(budget_.free(), budget_.watermarks().high);
+  // Batches of 128 objects: three reach the target; without the stop the
+  // deferred work would have emptied the cache.
+  EXPECT_EQ(fs.objects(), 1000u - 3 * 128);
+  // What was owed and not needed stays owed.
+  EXPECT_EQ(core().Deferred(&fs), 2000u - 3 * 128);
+}
+
+TEST_F(ReclaimCoreTest, DirectReclaimStopsOnceTheChargeFits) {
+  // Objects of 100 bytes fill the budget. The sweep's scan targets grow
+  // as priority falls (the pass at priority 5 alone asks for ~600
+  // objects); stopping at the target frees at most one batch beyond need.
+  const uint64_t objects = kLimit / 100;
+  FakeShrinker cache(&budget_, "cache", objects, 100);
+  budget_.SetPressureHandler(&core());
+  core().Register(&cache);
+  const uint64_t need_bytes = budget_.watermarks().min + 1000 - budget_.free();
+  const uint64_t need = (need_bytes + 99) / 100;
+  EXPECT_TRUE(budget_.Charge(1000).ok());
+  const uint64_t freed = objects - cache.objects();
+  EXPECT_GE(freed, need);
+  EXPECT_LT(freed, need + 128);
+  EXPECT_EQ(stats_.direct_reclaims.load(), 1u);
+  budget_.SetPressureHandler(nullptr);
+}
+
 TEST_F(ReclaimCoreTest, NoFsChargeEndToEnd) {
   options_.direct_throttle_timeout = std::chrono::microseconds(100);
   FakeShrinker fs(&budget_, "fs", 900, 1000, 2, /*needs_fs=*/true);  // ~86% used

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -39,18 +40,20 @@ struct Config {
   uint64_t budget = 32ull << 20;
   uint64_t meta_budget = 16ull << 20;
   unsigned factor = 16;
-  unsigned seconds = 20;
+  unsigned seconds = 10;
   unsigned readers = 4, writers = 4;
   size_t io_size = 64 * 1024;
   std::vector<std::string> modes{"nonblocking", "blocking"};
   std::string extra_options;
   bool dump_stats = false;
+  unsigned rounds = 5;
 };
 
 struct Result {
   std::string mode;
   double read_mbps = 0, write_mbps = 0;
   uint64_t vm_hwm = 0;
+  uint64_t fill_vm_hwm = 0;  // of the mount that populated the working set
   Stats stats;
   bool ok = false;
 };
@@ -135,22 +138,10 @@ void Fill(char* buf, size_t n, uint64_t seed) {
   }
 }
 
-Result RunMode(const Config& cfg, const std::string& mode) {
-  Result r;
-  r.mode = mode;
-  char tmpl[] = "/tmp/reclaimfs-bench-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string store = dir + "/store", mnt = dir + "/mnt";
-  std::filesystem::create_directories(mnt);
-  uint64_t working_set = cfg.budget * cfg.factor;
-  uint64_t store_size = working_set * 2 + (256ull << 20);
-  if (Run({cfg.mkfs, store, "--size", std::to_string(store_size)}) != 0) {
-    std::fprintf(stderr, "mkfs failed\n");
-    return r;
-  }
-  std::string opts = "cache_budget=" + std::to_string(cfg.budget) +
-                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode + ",log_level=warn";
-  if (!cfg.extra_options.empty()) opts += "," + cfg.extra_options;
+// Starts the daemon in the foreground on `mnt`; returns its pid once the
+// mount answers, or -1.
+pid_t StartDaemon(const Config& cfg, const std::string& store, const std::string& mnt,
+                  const std::string& opts) {
   pid_t daemon = fork();
   if (daemon == 0) {
     int null = open("/dev/null", O_WRONLY);
@@ -163,16 +154,54 @@ Result RunMode(const Config& cfg, const std::string& mode) {
   while (!IsMounted(mnt) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  if (!IsMounted(mnt)) {
-    std::fprintf(stderr, "mount failed (%s)\n", mode.c_str());
+  if (IsMounted(mnt)) return daemon;
+  kill(daemon, SIGKILL);
+  waitpid(daemon, nullptr, 0);
+  return -1;
+}
+
+// Unmounts and waits (bounded) for the daemon to write back and exit.
+void StopDaemon(pid_t daemon, const std::string& mnt) {
+  Run({"/bin/fusermount3", "-u", mnt});
+  int status = 0;
+  for (int i = 0; i < 600 && waitpid(daemon, &status, WNOHANG) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (kill(daemon, 0) == 0) {
     kill(daemon, SIGKILL);
     waitpid(daemon, nullptr, 0);
+  }
+}
+
+Result RunMode(const Config& cfg, const std::string& mode) {
+  Result r;
+  r.mode = mode;
+  char tmpl[] = "/tmp/reclaimfs-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string store = dir + "/store", mnt = dir + "/mnt";
+  std::filesystem::create_directories(mnt);
+  uint64_t working_set = cfg.budget * cfg.factor;
+  uint64_t store_size = working_set * 2 + (256ull << 20);
+  if (Run({cfg.mkfs, store, "--size", std::to_string(store_size)}) != 0) {
+    std::fprintf(stderr, "mkfs failed\n");
+    std::filesystem::remove_all(dir);
     return r;
   }
+  std::string opts = "cache_budget=" + std::to_string(cfg.budget) +
+                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode + ",log_level=warn";
+  if (!cfg.extra_options.empty()) opts += "," + cfg.extra_options;
 
   const unsigned nfiles = 8;
   const uint64_t file_size = working_set / nfiles;
-  // Populate the working set (this already runs far over the budget).
+  // Populate the working set (this already runs far over the budget), then
+  // mount again: the measured phase starts with a cold cache and counters
+  // that cover it alone.
+  pid_t daemon = StartDaemon(cfg, store, mnt, opts);
+  if (daemon < 0) {
+    std::fprintf(stderr, "mount failed (%s)\n", mode.c_str());
+    std::filesystem::remove_all(dir);
+    return r;
+  }
   {
     std::vector<std::thread> fill;
     for (unsigned f = 0; f < nfiles; ++f) {
@@ -187,6 +216,14 @@ Result RunMode(const Config& cfg, const std::string& mode) {
       });
     }
     for (auto& t : fill) t.join();
+  }
+  r.fill_vm_hwm = VmHwm(daemon);
+  StopDaemon(daemon, mnt);
+  daemon = StartDaemon(cfg, store, mnt, opts);
+  if (daemon < 0) {
+    std::fprintf(stderr, "remount failed (%s)\n", mode.c_str());
+    std::filesystem::remove_all(dir);
+    return r;
   }
 
   std::atomic<bool> stop{false};
@@ -222,13 +259,7 @@ Result RunMode(const Config& cfg, const std::string& mode) {
 
   r.stats = ParseStats(Capture(cfg.ctl + " stat " + mnt + " 2>/dev/null"));
   r.vm_hwm = VmHwm(daemon);
-  Run({"/bin/fusermount3", "-u", mnt});
-  int status = 0;
-  for (int i = 0; i < 600 && waitpid(daemon, &status, WNOHANG) == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  kill(daemon, SIGKILL);
-  waitpid(daemon, nullptr, WNOHANG);
+  StopDaemon(daemon, mnt);
   std::filesystem::remove_all(dir);
   r.ok = !r.stats.empty();
   return r;
@@ -268,6 +299,48 @@ void Print(const Config& cfg, const Result& r) {
   std::printf("  daemon VmHWM      %.1f MiB  (cache %.0f + meta %.0f = %.0f MiB budgets, +%.1f MiB overhead)\n",
               r.vm_hwm / double(1 << 20), cfg.budget / double(1 << 20), cfg.meta_budget / double(1 << 20),
               bound / double(1 << 20), (double(r.vm_hwm) - double(bound)) / (1 << 20));
+  std::printf("  populating VmHWM  %.1f MiB  (8 writers of 1 MiB, before the measured mount)\n",
+              r.fill_vm_hwm / double(1 << 20));
+}
+
+struct Summary {
+  double total_mbps = 0, stall_p50 = 0, stall_p99 = 0, stall_max = 0, charge_p99 = 0;
+  double kswapd_share = 0, vm_hwm_mib = 0, fill_vm_hwm_mib = 0;
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+Summary Summarize(const std::vector<Result>& runs) {
+  auto median_of = [&](auto field) {
+    std::vector<double> v;
+    for (const Result& r : runs) v.push_back(field(r));
+    return Median(std::move(v));
+  };
+  Summary s;
+  s.total_mbps = median_of([](const Result& r) { return r.read_mbps + r.write_mbps; });
+  s.stall_p50 = median_of([](const Result& r) { return Get(r.stats, "direct_stall_us_p50"); });
+  s.stall_p99 = median_of([](const Result& r) { return Get(r.stats, "direct_stall_us_p99"); });
+  s.stall_max = median_of([](const Result& r) { return Get(r.stats, "direct_stall_us_max"); });
+  s.charge_p99 = median_of([](const Result& r) { return Get(r.stats, "charge_stall_us_p99"); });
+  s.kswapd_share = median_of([](const Result& r) {
+    const double k = Get(r.stats, "kswapd_freed"), d = Get(r.stats, "direct_freed");
+    return k + d > 0 ? 100 * k / (k + d) : 0;
+  });
+  s.vm_hwm_mib = median_of([](const Result& r) { return r.vm_hwm / double(1 << 20); });
+  s.fill_vm_hwm_mib = median_of([](const Result& r) { return r.fill_vm_hwm / double(1 << 20); });
+  return s;
+}
+
+void PrintSummary(const Config& cfg, const std::string& mode, const Summary& s) {
+  std::printf("  %-12s throughput %.1f MiB/s  direct stall p50 %.0f us  p99 %.0f us  max %.0f us  "
+              "kswapd %.1f%%  VmHWM %.1f MiB (populating %.1f; budgets %.0f MiB)\n",
+              mode.c_str(), s.total_mbps, s.stall_p50, s.stall_p99, s.stall_max, s.kswapd_share, s.vm_hwm_mib,
+              s.fill_vm_hwm_mib, (cfg.budget + cfg.meta_budget) / double(1 << 20));
 }
 
 }  // namespace
@@ -289,6 +362,8 @@ int main(int argc, char** argv) {
   app.add_option("--io-size", io, "bytes per read/write (K/M)");
   app.add_option("--modes", cfg.modes, "shrinker modes to run, in order")->delimiter(',');
   app.add_option("-o", cfg.extra_options, "extra mount options");
+  app.add_option("--rounds", cfg.rounds, "runs of each mode, alternating; the summary takes medians")
+      ->check(CLI::Range(1u, 100u));
   app.add_flag("--dump-stats", cfg.dump_stats, "also print every daemon counter of each mode");
   app.add_option("--reclaimfs", cfg.reclaimfs);
   app.add_option("--mkfs", cfg.mkfs);
@@ -298,35 +373,45 @@ int main(int argc, char** argv) {
   cfg.meta_budget = ParseSize(meta);
   cfg.io_size = ParseSize(io);
 
-  std::printf("reclaim_bench: budget %s, working set %ux (%.0f MiB), %u readers + %u writers, %zu-byte IO, %us per mode\n",
+  std::printf("reclaim_bench: budget %s, working set %ux (%.0f MiB), %u readers + %u writers, %zu-byte IO, "
+              "%us per run, %u round(s) of each mode\n",
               budget.c_str(), cfg.factor, cfg.budget * cfg.factor / double(1 << 20), cfg.readers, cfg.writers,
-              cfg.io_size, cfg.seconds);
-  std::vector<Result> results;
-  for (const auto& mode : cfg.modes) {
-    Result r = RunMode(cfg, mode);
-    if (!r.ok) {
-      std::fprintf(stderr, "mode %s: no results\n", mode.c_str());
-      return 1;
+              cfg.io_size, cfg.seconds, cfg.rounds);
+  // Rounds alternate the modes so drift on the machine (other load, the
+  // disk's own caches) falls on both alike; the summary takes medians.
+  std::map<std::string, std::vector<Result>> by_mode;
+  for (unsigned round = 1; round <= cfg.rounds; ++round) {
+    for (const auto& mode : cfg.modes) {
+      Result r = RunMode(cfg, mode);
+      if (!r.ok) {
+        std::fprintf(stderr, "mode %s: no results\n", mode.c_str());
+        return 1;
+      }
+      std::printf("round %u, ", round);
+      Print(cfg, r);
+      if (cfg.dump_stats) {
+        for (const auto& [name, value] : r.stats) std::printf("    %s %.0f\n", name.c_str(), value);
+      }
+      by_mode[mode].push_back(std::move(r));
     }
-    Print(cfg, r);
-    if (cfg.dump_stats) {
-      for (const auto& [name, value] : r.stats) std::printf("    %s %.0f\n", name.c_str(), value);
-    }
-    results.push_back(r);
   }
-  if (results.size() == 2) {
-    const Stats &a = results[0].stats, &b = results[1].stats;
-    double p99a = Get(a, "direct_stall_us_p99"), p99b = Get(b, "direct_stall_us_p99");
-    double ta = results[0].read_mbps + results[0].write_mbps, tb = results[1].read_mbps + results[1].write_mbps;
-    std::printf("ratios %s/%s\n", results[1].mode.c_str(), results[0].mode.c_str());
-    std::printf("  direct stall p99  %.1fx  (%.0f us vs %.0f us)\n", p99a > 0 ? p99b / p99a : 0, p99b, p99a);
-    std::printf("  charge stall p99  %.1fx\n", Get(a, "charge_stall_us_p99") > 0
-                                                     ? Get(b, "charge_stall_us_p99") / Get(a, "charge_stall_us_p99")
-                                                     : 0);
-    std::printf("  direct stall max  %.1fx\n",
-                Get(a, "direct_stall_us_max") > 0 ? Get(b, "direct_stall_us_max") / Get(a, "direct_stall_us_max") : 0);
-    std::printf("  throughput        %s is %.2fx of %s\n", results[0].mode.c_str(), tb > 0 ? ta / tb : 0,
-                results[1].mode.c_str());
+  std::map<std::string, Summary> summary;
+  std::printf("median of %u round(s)\n", cfg.rounds);
+  for (const auto& mode : cfg.modes) {
+    summary[mode] = Summarize(by_mode[mode]);
+    PrintSummary(cfg, mode, summary[mode]);
+  }
+  if (cfg.modes.size() == 2) {
+    const Summary &a = summary[cfg.modes[0]], &b = summary[cfg.modes[1]];
+    auto ratio = [](double x, double y) { return y > 0 ? x / y : 0; };
+    std::printf("ratios %s/%s (medians)\n", cfg.modes[1].c_str(), cfg.modes[0].c_str());
+    std::printf("  direct stall p99  %.1fx  (%.0f us vs %.0f us)\n", ratio(b.stall_p99, a.stall_p99), b.stall_p99,
+                a.stall_p99);
+    std::printf("  charge stall p99  %.1fx  (%.0f us vs %.0f us)\n", ratio(b.charge_p99, a.charge_p99),
+                b.charge_p99, a.charge_p99);
+    std::printf("  direct stall max  %.1fx\n", ratio(b.stall_max, a.stall_max));
+    std::printf("  throughput        %s is %.2fx of %s\n", cfg.modes[0].c_str(), ratio(a.total_mbps, b.total_mbps),
+                cfg.modes[1].c_str());
   }
   return 0;
 }

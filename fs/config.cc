@@ -202,6 +202,7 @@ const std::vector<KeySpec>& Specs() {
 
     v->push_back(BoolKey("kernel_cache", &Config::kernel_cache));
     v->push_back(UintKey("max_background", &Config::max_background, 1, 65535));
+    v->push_back(UintKey("request_threads", &Config::request_threads, 1, 256));
     v->push_back(FractionKey("inode_cache_fraction", &Config::inode_cache_fraction, 0, true, 1, false));
     v->push_back(UintKey("lock_wait_ms", &Config::lock_wait_ms, 0, 3600 * 1000));
 

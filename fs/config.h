@@ -31,6 +31,10 @@ struct Config {
   ShrinkerMode shrinker_mode = ShrinkerMode::kNonBlocking;
   bool kernel_cache = false;
   uint32_t max_background = 64;
+  // FUSE worker threads. Each holds a request buffer of max_write + 4 KiB
+  // and builds read replies outside the cache budget, so this also bounds
+  // that memory.
+  uint32_t request_threads = 16;
   double inode_cache_fraction = 0.25;
   uint32_t lock_wait_ms = 10'000;
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off

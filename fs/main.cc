@@ -39,7 +39,6 @@ constexpr char kVersion[] = "0.1.0";
 // Request threads: bounded, and kept once started (libfuse's default of
 // unlimited idle threads) since creating threads per burst costs more than
 // idle ones do.
-constexpr unsigned kMaxRequestThreads = 32;
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "reclaimfs: %s\n", message.c_str());
@@ -191,11 +190,11 @@ class Session {
 
   // Runs the request loop until unmount or a termination signal. Returns 0,
   // -errno, or the (positive) number of the signal that ended it.
-  int Loop(bool single_threaded) {
+  int Loop(bool single_threaded, unsigned max_threads) {
     if (single_threaded) return fuse_session_loop(se_);
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, 0);
-    fuse_loop_cfg_set_max_threads(config, kMaxRequestThreads);
+    fuse_loop_cfg_set_max_threads(config, max_threads);
     const int result = fuse_session_loop_mt(se_, config);
     fuse_loop_cfg_destroy(config);
     return result;
@@ -294,7 +293,7 @@ int Serve(const MountRequest& request, const Config& config) {
                request.read_only ? "ro" : "rw", config.cache_budget, control.socket_path());
 
   SetTerminationSignalsBlocked(false);
-  const int loop_result = session->Loop(request.single_threaded);
+  const int loop_result = session->Loop(request.single_threaded, config.request_threads);
   SetTerminationSignalsBlocked(true);
   if (loop_result > 0) {
     spdlog::info("signal {}: unmounting {}", loop_result, request.mountpoint);

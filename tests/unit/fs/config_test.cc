@@ -123,7 +123,8 @@ TEST(ConfigTest, EveryKeyFromText) {
       {"writeback_interval_ms", "250"}, {"flusher_threads", "8"},
       {"uring_queue_depth", "100"},    {"readahead", "0"},
       {"shrinker_mode", "nonblocking"}, {"kernel_cache", "yes"},
-      {"max_background", "12"},        {"inode_cache_fraction", "1"},
+      {"max_background", "12"},        {"request_threads", "4"},
+      {"inode_cache_fraction", "1"},
       {"lock_wait_ms", "0"},           {"log_level", "WARNING"},
   };
   Config c;
@@ -143,6 +144,7 @@ TEST(ConfigTest, EveryKeyFromText) {
   EXPECT_EQ(c.shrinker_mode, ShrinkerMode::kNonBlocking);
   EXPECT_TRUE(c.kernel_cache);
   EXPECT_EQ(c.max_background, 12u);
+  EXPECT_EQ(c.request_threads, 4u);
   EXPECT_DOUBLE_EQ(c.inode_cache_fraction, 1.0);
   EXPECT_EQ(c.lock_wait_ms, 0u);
   EXPECT_EQ(c.log_level, "warn");
@@ -173,7 +175,7 @@ TEST(ConfigTest, EachBadValueNamesTheKey) {
       {"uring_queue_depth", "4097"},     {"readahead", "65M"},              {"shrinker_mode", "lazy"},
       {"kernel_cache", "maybe"},         {"max_background", "0"},           {"max_background", "70000"},
       {"inode_cache_fraction", "0"},     {"inode_cache_fraction", "2"},     {"lock_wait_ms", "-1"},
-      {"log_level", "loud"},
+      {"log_level", "loud"},             {"request_threads", "0"},          {"request_threads", "257"},
   };
   for (const BadValue& b : bad) {
     Config c;

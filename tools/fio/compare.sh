@@ -18,8 +18,8 @@ trap cleanup EXIT
 "$build/tools/mkfs.reclaimfs" "$work/store" --size 2G >/dev/null
 "$build/fs/reclaimfs" "$work/store" "$mnt" ${options:+-o "$options"}
 
-run() {  # dir job
-  fio --directory="$1" --output-format=json "$here/$2" 2>/dev/null
+run() {  # dir job; from the work directory, where fio leaves its verify state
+  (cd "$work" && fio --directory="$1" --output-format=json "$here/$2" 2>/dev/null)
 }
 summarise() {  # label json...
   python3 - "$@" <<'PY'

@@ -19,9 +19,22 @@ void ExtentDelta::ApplyTo(uint64_t ino, storage::MetaStore::Batch* batch) const 
   }
 }
 
+ExtentMap::~ExtentMap() {
+  if (budget_ != nullptr) budget_->Uncharge(charged_);
+}
+
+void ExtentMap::Recharge() {
+  if (budget_ == nullptr) return;
+  const uint64_t want = map_.size() * kRecordBytes;
+  if (want > charged_) budget_->ForceCharge(want - charged_);
+  if (want < charged_) budget_->Uncharge(charged_ - want);
+  charged_ = want;
+}
+
 void ExtentMap::Assign(const std::vector<Extent>& extents) {
   map_.clear();
   for (const Extent& e : extents) map_[e.file_block] = e;
+  Recharge();
 }
 
 ExtentMap::Mapping ExtentMap::Lookup(uint64_t fb) const {
@@ -134,16 +147,19 @@ void ExtentMap::MapWritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* de
     if (r.disk_block != db + (r.file_block - fb)) displaced->push_back({r.disk_block, r.length});
   }
   Insert({fb, db, n, false}, delta);
+  Recharge();
 }
 
 void ExtentMap::MapUnwritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* delta) {
   Insert({fb, db, n, true}, delta);
+  Recharge();
 }
 
 void ExtentMap::Unmap(uint64_t fb, uint64_t end, ExtentDelta* delta, std::vector<BlockRun>* freed) {
   std::vector<Extent> removed;
   RemoveRange(map_, fb, end, delta, &removed);
   for (const Extent& r : removed) freed->push_back({r.disk_block, r.length});
+  Recharge();
 }
 
 uint64_t ExtentMap::BlockCount() const {

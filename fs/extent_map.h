@@ -2,6 +2,10 @@
 // changed in step with the metadata store: every mutation records the extent
 // records it put or deleted into an ExtentDelta, which the caller adds to the
 // batch of the same commit. Not thread-safe: the owner's file mutex guards it.
+//
+// Its memory is charged to the budget it is given (force-charged: it changes
+// under the file mutex, where reclaim may not run), so a fragmented file's
+// map counts against the cache like its pages do.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "reclaim/memory_budget.h"
 #include "storage/allocator.h"
 #include "storage/format.h"
 #include "storage/meta_store.h"
@@ -36,8 +41,12 @@ class ExtentMap {
     bool unwritten = false;
   };
 
+  explicit ExtentMap(reclaim::MemoryBudget* budget = nullptr) : budget_(budget) {}
+  ~ExtentMap();
+  ExtentMap(const ExtentMap&) = delete;
+  ExtentMap& operator=(const ExtentMap&) = delete;
+
   void Assign(const std::vector<storage::Extent>& extents);
-  void Clear() { map_.clear(); }
 
   Mapping Lookup(uint64_t file_block) const;
   // The disk block right after the extent that ends at or before file_block:
@@ -61,11 +70,22 @@ class ExtentMap {
   uint64_t BlockCount() const;
   size_t size() const { return map_.size(); }
   std::vector<storage::Extent> Extents() const;
+  // Bytes charged to the budget for the map right now.
+  uint64_t charged() const { return charged_; }
+
+  // What one record costs: the value, a red-black tree node's colour and
+  // three links, and the allocator's header.
+  static constexpr uint64_t kRecordBytes =
+      sizeof(std::pair<const uint64_t, storage::Extent>) + 4 * sizeof(void*) + 16;
 
  private:
   void Insert(storage::Extent e, ExtentDelta* delta);  // merges neighbours
+  // Brings the charge in line with the number of records.
+  void Recharge();
 
   std::map<uint64_t, storage::Extent> map_;  // file_block -> extent
+  reclaim::MemoryBudget* const budget_;
+  uint64_t charged_ = 0;
 };
 
 }  // namespace reclaimfs::fs

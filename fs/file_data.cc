@@ -68,7 +68,7 @@ struct FileData::Impl {
   // must not make every file's extent map resident).
   absl::StatusOr<std::shared_ptr<FileState>> QueryFile(uint64_t ino) {
     std::shared_ptr<FileState> fs = cache.FindFile(ino);
-    if (!fs) fs = std::make_shared<FileState>(ino);
+    if (!fs) fs = std::make_shared<FileState>(ino, &mm->budget());
     if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
     return fs;
   }

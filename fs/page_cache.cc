@@ -77,7 +77,7 @@ void PageCache::DropAll() {
 std::shared_ptr<FileState> PageCache::GetFile(uint64_t ino) {
   std::lock_guard<std::mutex> l(files_mu_);
   auto& slot = files_[ino];
-  if (!slot) slot = std::make_shared<FileState>(ino);
+  if (!slot) slot = std::make_shared<FileState>(ino, &mm_->budget());
   return slot;
 }
 

@@ -58,7 +58,7 @@ class WritebackLock {
 
 // Cached data state of one file.
 struct FileState {
-  explicit FileState(uint64_t ino) : ino(ino) {}
+  FileState(uint64_t ino, reclaim::MemoryBudget* budget) : ino(ino), extents(budget) {}
 
   const uint64_t ino;
 

@@ -101,5 +101,25 @@ TEST(DataExtentMap, OverwriteElsewhereReportsDisplacedBlocks) {
   EXPECT_EQ(displaced[0], (BlockRun{102, 2}));
 }
 
+TEST(DataExtentMap, MemoryIsChargedPerRecordAndReleased) {
+  reclaim::MemoryBudget budget(1 << 20, {});
+  {
+    ExtentMap m(&budget);
+    ExtentDelta d;
+    std::vector<BlockRun> displaced;
+    // Every other block, each somewhere else: 10 records.
+    for (uint64_t i = 0; i < 10; ++i) m.MapWritten(2 * i, 1000 + 7 * i, 1, &d, &displaced);
+    EXPECT_EQ(m.size(), 10u);
+    EXPECT_EQ(budget.used(), 10 * ExtentMap::kRecordBytes);
+    EXPECT_EQ(m.charged(), budget.used());
+    // Filling the gaps contiguously with the neighbours merges records.
+    m.Unmap(0, UINT64_MAX, &d, &displaced);
+    EXPECT_EQ(budget.used(), 0u);
+    m.MapWritten(0, 1000, 20, &d, &displaced);
+    EXPECT_EQ(budget.used(), ExtentMap::kRecordBytes);
+  }
+  EXPECT_EQ(budget.used(), 0u);  // destroyed: nothing left charged
+}
+
 }  // namespace
 }  // namespace reclaimfs::fs

@@ -47,6 +47,10 @@ struct Config {
   std::string extra_options;
   bool dump_stats = false;
   unsigned rounds = 5;
+  // Dirty limits well above the daemon's defaults, so reclaim meets dirty
+  // pages (the case the two shrinker modes differ in) and not only the
+  // flushers do.
+  double dirty_ratio = 0.6, dirty_background_ratio = 0.4;
 };
 
 struct Result {
@@ -188,7 +192,9 @@ Result RunMode(const Config& cfg, const std::string& mode) {
     return r;
   }
   std::string opts = "cache_budget=" + std::to_string(cfg.budget) +
-                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode + ",log_level=warn";
+                     ",meta_budget=" + std::to_string(cfg.meta_budget) + ",shrinker_mode=" + mode +
+                     ",dirty_ratio=" + std::to_string(cfg.dirty_ratio) +
+                     ",dirty_background_ratio=" + std::to_string(cfg.dirty_background_ratio) + ",log_level=warn";
   if (!cfg.extra_options.empty()) opts += "," + cfg.extra_options;
 
   const unsigned nfiles = 8;
@@ -356,11 +362,14 @@ int main(int argc, char** argv) {
   app.add_option("--budget", budget, "cache budget (K/M/G)");
   app.add_option("--meta-budget", meta, "RocksDB budget (K/M/G)");
   app.add_option("--factor", cfg.factor, "working set as a multiple of the budget");
-  app.add_option("--seconds", cfg.seconds, "measured run time per mode");
-  app.add_option("--readers", cfg.readers);
-  app.add_option("--writers", cfg.writers);
+  app.add_option("--seconds", cfg.seconds, "measured time of each run");
+  app.add_option("--readers", cfg.readers, "threads doing random reads");
+  app.add_option("--writers", cfg.writers, "threads doing random overwrites");
   app.add_option("--io-size", io, "bytes per read/write (K/M)");
   app.add_option("--modes", cfg.modes, "shrinker modes to run, in order")->delimiter(',');
+  app.add_option("--dirty-ratio", cfg.dirty_ratio, "dirty_ratio of the mount")->check(CLI::Range(0.01, 0.99));
+  app.add_option("--dirty-background-ratio", cfg.dirty_background_ratio, "dirty_background_ratio of the mount")
+      ->check(CLI::Range(0.01, 0.99));
   app.add_option("-o", cfg.extra_options, "extra mount options");
   app.add_option("--rounds", cfg.rounds, "runs of each mode, alternating; the summary takes medians")
       ->check(CLI::Range(1u, 100u));
@@ -374,9 +383,9 @@ int main(int argc, char** argv) {
   cfg.io_size = ParseSize(io);
 
   std::printf("reclaim_bench: budget %s, working set %ux (%.0f MiB), %u readers + %u writers, %zu-byte IO, "
-              "%us per run, %u round(s) of each mode\n",
+              "dirty ratio %.2f (background %.2f), %us per run, %u round(s) of each mode\n",
               budget.c_str(), cfg.factor, cfg.budget * cfg.factor / double(1 << 20), cfg.readers, cfg.writers,
-              cfg.io_size, cfg.seconds, cfg.rounds);
+              cfg.io_size, cfg.dirty_ratio, cfg.dirty_background_ratio, cfg.seconds, cfg.rounds);
   // Rounds alternate the modes so drift on the machine (other load, the
   // disk's own caches) falls on both alike; the summary takes medians.
   std::map<std::string, std::vector<Result>> by_mode;

@@ -77,6 +77,9 @@ uint64_t ParseSize(const std::string& s) {
 int Run(const std::vector<std::string>& argv) {
   pid_t pid = fork();
   if (pid == 0) {
+    // Quiet: mkfs and fusermount would interleave with the report.
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
     std::vector<char*> a;
     for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
     a.push_back(nullptr);

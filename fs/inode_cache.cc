@@ -325,7 +325,6 @@ std::vector<InodeRef> InodeCache::PinAllBodies() {
   return refs;
 }
 
-
 InodeCacheCounters InodeCache::counters() const {
   InodeCacheCounters c;
   {

@@ -36,9 +36,6 @@ namespace reclaimfs::fs {
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
-// Request threads: bounded, and kept once started (libfuse's default of
-// unlimited idle threads) since creating threads per burst costs more than
-// idle ones do.
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "reclaimfs: %s\n", message.c_str());
@@ -189,7 +186,10 @@ class Session {
   }
 
   // Runs the request loop until unmount or a termination signal. Returns 0,
-  // -errno, or the (positive) number of the signal that ended it.
+  // -errno, or the (positive) number of the signal that ended it. Request
+  // threads are bounded (request_threads) and kept once started (libfuse's
+  // default of unlimited idle threads): creating threads per burst costs
+  // more than idle ones do.
   int Loop(bool single_threaded, unsigned max_threads) {
     if (single_threaded) return fuse_session_loop(se_);
     fuse_loop_config* config = fuse_loop_cfg_create();

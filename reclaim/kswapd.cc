@@ -58,7 +58,7 @@ void Kswapd::Run() {
   // kswapd runs at the default priority. A raised one (nice -10) was
   // measured to hurt: woken by an allocating thread, it preempted that
   // thread, often inside its direct reclaim, and the worst direct-reclaim
-  // stalls grew from under 1 ms to 4-8 ms with no gain in throughput.
+  // stalls grew from about 1 ms to 4-8 ms with no gain in throughput.
   MemoryBudget* budget = core_->budget();
   for (;;) {
     // Read the word before looking at the flag: a Wake() after the look

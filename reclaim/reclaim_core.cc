@@ -7,7 +7,6 @@
 #include "reclaim/scope.h"
 #include "reclaim/sync_point.h"
 
-#include <cstdio>
 namespace reclaimfs::reclaim {
 
 namespace {

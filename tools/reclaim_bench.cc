@@ -279,6 +279,12 @@ double Get(const Stats& s, const std::string& k) {
   return it == s.end() ? 0 : it->second;
 }
 
+// Percent of the objects reclaim freed that kswapd freed.
+double KswapdShare(const Stats& s) {
+  const double k = Get(s, "kswapd_freed"), d = Get(s, "direct_freed");
+  return k + d > 0 ? 100 * k / (k + d) : 0;
+}
+
 void Print(const Config& cfg, const Result& r) {
   const Stats& s = r.stats;
   double kfreed = Get(s, "kswapd_freed"), dfreed = Get(s, "direct_freed");
@@ -298,8 +304,8 @@ void Print(const Config& cfg, const Result& r) {
   std::printf("  direct reclaim    entries %.0f  scanned %.0f  freed %.0f  throttled %.0f (timeouts %.0f)\n",
               Get(s, "direct_reclaims"), Get(s, "direct_scanned"), Get(s, "direct_freed"),
               Get(s, "direct_throttles"), Get(s, "direct_throttle_timeouts"));
-  std::printf("  reclaim share     kswapd %.1f%%  direct %.1f%%  (objects freed %.0f / %.0f)\n",
-              total ? 100 * kfreed / total : 0, total ? 100 * dfreed / total : 0, kfreed, dfreed);
+  std::printf("  reclaim share     kswapd %.1f%%  direct %.1f%%  (objects freed %.0f / %.0f)\n", KswapdShare(s),
+              total ? 100 - KswapdShare(s) : 0, kfreed, dfreed);
   std::printf("  backoff waits     %.0f (timeouts %.0f)\n", Get(s, "backoff_waits"), Get(s, "backoff_timeouts"));
   std::printf("  dirty throttle    pauses %.0f  p99 %.0f us  max %.0f us\n", Get(s, "dirty_throttle_pauses"),
               Get(s, "dirty_throttle_us_p99"), Get(s, "dirty_throttle_us_max"));
@@ -332,14 +338,14 @@ Summary Summarize(const std::vector<Result>& runs) {
   };
   Summary s;
   s.total_mbps = median_of([](const Result& r) { return r.read_mbps + r.write_mbps; });
-  s.stall_p50 = median_of([](const Result& r) { return Get(r.stats, "direct_stall_us_p50"); });
-  s.stall_p99 = median_of([](const Result& r) { return Get(r.stats, "direct_stall_us_p99"); });
-  s.stall_max = median_of([](const Result& r) { return Get(r.stats, "direct_stall_us_max"); });
-  s.charge_p99 = median_of([](const Result& r) { return Get(r.stats, "charge_stall_us_p99"); });
-  s.kswapd_share = median_of([](const Result& r) {
-    const double k = Get(r.stats, "kswapd_freed"), d = Get(r.stats, "direct_freed");
-    return k + d > 0 ? 100 * k / (k + d) : 0;
-  });
+  auto median_stat = [&](const char* name) {
+    return median_of([name](const Result& r) { return Get(r.stats, name); });
+  };
+  s.stall_p50 = median_stat("direct_stall_us_p50");
+  s.stall_p99 = median_stat("direct_stall_us_p99");
+  s.stall_max = median_stat("direct_stall_us_max");
+  s.charge_p99 = median_stat("charge_stall_us_p99");
+  s.kswapd_share = median_of([](const Result& r) { return KswapdShare(r.stats); });
   s.vm_hwm_mib = median_of([](const Result& r) { return r.vm_hwm / double(1 << 20); });
   s.fill_vm_hwm_mib = median_of([](const Result& r) { return r.fill_vm_hwm / double(1 << 20); });
   return s;

@@ -368,6 +368,7 @@ void ApplyConfigToOptions(const Config& c, FilesystemOptions* o) {
   o->meta.memtable_bytes = c.meta_budget - c.meta_budget / 2;
   o->meta.lock_wait_ms = static_cast<int>(c.lock_wait_ms);
   o->uring.queue_depth = c.uring_queue_depth;
+  o->uring.lock_wait_ms = static_cast<int>(c.lock_wait_ms);
   o->data.dirty_background_ratio = c.dirty_background_ratio;
   o->data.dirty_ratio = c.dirty_ratio;
   o->data.dirty_expire_ms = c.dirty_expire_ms;

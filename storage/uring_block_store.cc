@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,6 +55,23 @@ bool DirectIoWorks(int fd, uint32_t block_size, uint64_t size) {
   const int err = errno;
   std::free(buf);
   return !(n < 0 && err == EINVAL);
+}
+
+// Takes the data file's exclusive lock, retrying until the deadline: the
+// holder may be a daemon shutting down or the IO of one that was killed.
+absl::Status LockDataFile(int fd, const std::string& path, int wait_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(0, wait_ms));
+  for (;;) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) return ErrnoError(errno, absl::StrCat("cannot lock data file ", path));
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "store is in use: data file ", path,
+          " is locked by another process (a running daemon, or IO of one that was killed still in flight)"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace
@@ -342,6 +360,8 @@ absl::StatusOr<std::unique_ptr<UringBlockStore>> UringBlockStore::Open(const std
     im.fd = ::open(path.c_str(), base_flags);
     if (im.fd < 0) return ErrnoError(errno, absl::StrCat("cannot open data file ", path));
   }
+
+  if (absl::Status s = LockDataFile(im.fd, path, options.lock_wait_ms); !s.ok()) return s;
 
   const int ret = io_uring_queue_init(im.depth, &im.ring, 0);
   if (ret < 0) {

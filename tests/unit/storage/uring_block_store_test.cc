@@ -2,6 +2,8 @@
 #include "storage/uring_block_store.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -334,6 +336,98 @@ TEST(UringOpenTest, RefusesBadFiles) {
   EXPECT_FALSE(UringBlockStore::Open(tmp.Sub("ok"), 1000, o).ok());
   o.queue_depth = 0;
   EXPECT_FALSE(UringBlockStore::Open(tmp.Sub("ok"), kBs, o).ok());
+}
+
+// The data file stays locked while any reference to the store's open file
+// lives. A forked child inherits one, as an IO request in flight holds one.
+TEST(UringLockTest, SecondOpenWaitsForEveryReferenceToTheFile) {
+  TempDir tmp;
+  const std::string path = tmp.Sub("data");
+  std::ofstream(path) << std::string(16 * kBs, 'x');
+  UringOptions o;
+  o.lock_wait_ms = 0;
+  auto first = UringBlockStore::Open(path, kBs, o);
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  auto busy = UringBlockStore::Open(path, kBs, o);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_TRUE(absl::IsUnavailable(busy.status())) << busy.status();
+  EXPECT_NE(busy.status().message().find("store is in use"), std::string::npos) << busy.status();
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::usleep(400'000);  // holds the inherited reference, then drops it
+    ::_exit(0);
+  }
+  first->reset();  // the parent's reference is gone, the child's is not
+  EXPECT_FALSE(UringBlockStore::Open(path, kBs, o).ok()) << "lock dropped while a reference lives";
+
+  o.lock_wait_ms = 10'000;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto second = UringBlockStore::Open(path, kBs, o);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_GE(waited, std::chrono::milliseconds(200));
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+}
+
+// A process killed with IO in flight: its O_DIRECT writes may complete after
+// it is reaped. The next owner of the file, once it has the lock, must never
+// see one of them land over its own writes.
+TEST(UringLockTest, NoWriteOfAKilledOwnerLandsAfterTheNextOpen) {
+  constexpr size_t kChunk = 1 << 20;
+  constexpr int kChunks = 64;
+  TempDir tmp;
+  const std::string path = tmp.Sub("data");
+  {
+    int fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, kChunk * kChunks), 0);
+    ::close(fd);
+  }
+  Buffer buf = Aligned(kChunk);
+  for (int trial = 0; trial < 10; ++trial) {
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      auto dev = UringBlockStore::Open(path, kBs, UringOptions{.queue_depth = kChunks});
+      if (!dev.ok()) ::_exit(2);
+      std::memset(buf.get(), 'C', kChunk);
+      std::vector<IoRequest> reqs(kChunks);
+      for (int i = 0; i < kChunks; ++i) {
+        reqs[i].op = IoRequest::Op::kWrite;
+        reqs[i].offset = uint64_t{kChunk} * i;
+        reqs[i].iov = {{buf.get(), kChunk}};
+        reqs[i].done = [](int64_t) {};
+      }
+      (*dev)->Submit(std::move(reqs));
+      (void)!::write(ready[1], "x", 1);
+      ::raise(SIGKILL);
+    }
+    ::close(ready[1]);
+    char c;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    ::close(ready[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+
+    auto dev = UringBlockStore::Open(path, kBs, UringOptions{});
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    std::memset(buf.get(), 'P', kChunk);
+    for (int i = kChunks - 1; i >= 0; --i) ASSERT_TRUE((*dev)->Write(uint64_t{kChunk} * i, buf.get(), kChunk).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int i = 0; i < kChunks; ++i) {
+      ASSERT_TRUE((*dev)->Read(uint64_t{kChunk} * i, buf.get(), kChunk).ok());
+      for (size_t k = 0; k < kChunk; k += kBs) {
+        ASSERT_EQ(buf.get()[k], 'P') << "trial " << trial << ": chunk " << i
+                                     << " was overwritten by the killed owner";
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -120,16 +120,43 @@ absl::Status Allocator::Load(MetaStore& meta) {
   if (!s.ok()) return s;
   if (!bad.ok()) return bad;
   std::lock_guard<std::mutex> lock(mu_);
+  meta_ = &meta;
   disk_runs_ = runs;
   runs_ = std::move(runs);
   free_ = free;
+  pending_ = 0;
+  pending_frees_.clear();
   reserved_ = 0;
   return absl::OkStatus();
 }
 
+void Allocator::ReleaseDurableLocked() {
+  const uint64_t durable = meta_ ? meta_->durable_sequence() : UINT64_MAX;
+  while (!pending_frees_.empty() && pending_frees_.front().sequence <= durable) {
+    const BlockRun run = pending_frees_.front().run;
+    pending_frees_.pop_front();
+    Insert(runs_, run.start, run.length, nullptr);
+    free_ += run.length;
+    pending_ -= run.length;
+  }
+}
+
+absl::Status Allocator::SyncPendingFrees() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ReleaseDurableLocked();
+    if (pending_frees_.empty() || meta_ == nullptr) return absl::OkStatus();
+  }
+  absl::Status s = meta_->SyncWal();
+  std::lock_guard<std::mutex> lock(mu_);
+  ReleaseDurableLocked();
+  return s;
+}
+
 absl::Status Allocator::Reserve(uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
-  const uint64_t available = free_ > reserved_ ? free_ - reserved_ : 0;
+  // Pending frees count: Allocate makes them durable when it needs them.
+  const uint64_t available = free_ + pending_ > reserved_ ? free_ + pending_ - reserved_ : 0;
   if (n > available) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "no space left: %d blocks wanted, %d available", n, available));
@@ -145,17 +172,29 @@ void Allocator::Unreserve(uint64_t n) {
 
 absl::StatusOr<std::vector<BlockRun>> Allocator::Allocate(uint64_t n, uint64_t goal,
                                                           bool from_reservation) {
-  std::lock_guard<std::mutex> lock(mu_);
   std::vector<BlockRun> out;
   if (n == 0) return out;
-  // Blocks reserved by others are not ours to take.
-  const uint64_t consumed = from_reservation ? std::min(n, reserved_) : 0;
-  const uint64_t others = reserved_ - consumed;
-  const uint64_t usable = free_ > others ? free_ - others : 0;
-  if (n > usable) {
-    return absl::ResourceExhaustedError(
-        absl::StrFormat("no space left: %d blocks wanted, %d available", n, usable));
+  std::unique_lock<std::mutex> lock(mu_);
+  ReleaseDurableLocked();
+  // Blocks reserved by others are not ours to take; pending frees are ours
+  // once the log is synced.
+  auto usable = [&] {
+    const uint64_t consumed = from_reservation ? std::min(n, reserved_) : 0;
+    const uint64_t others = reserved_ - consumed;
+    return free_ > others ? free_ - others : 0;
+  };
+  if (n > usable() && pending_ > 0 && meta_ != nullptr) {
+    lock.unlock();
+    absl::Status synced = meta_->SyncWal();
+    lock.lock();
+    if (!synced.ok()) spdlog::warn("allocator: syncing the metadata log for freed blocks: {}", synced.ToString());
+    ReleaseDurableLocked();
   }
+  if (n > usable()) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("no space left: %d blocks wanted, %d available", n, usable()));
+  }
+  const uint64_t consumed = from_reservation ? std::min(n, reserved_) : 0;
 
   auto take = [&](RunMap::iterator run, uint64_t start, uint64_t len) {
     CarveFrom(runs_, run, start, len, nullptr);
@@ -251,13 +290,20 @@ void Allocator::Free(BlockRun run, MetaStore::Batch* batch) {
     return;
   }
   Insert(disk_runs_, run.start, run.length, batch);
-  Insert(runs_, run.start, run.length, nullptr);
-  free_ += run.length;
+  // Allocatable only once the commit that frees it is durable.
+  pending_frees_.push_back(PendingFree{batch ? batch->sequence() : 0, run});
+  pending_ += run.length;
+  ReleaseDurableLocked();
 }
 
 uint64_t Allocator::free_blocks() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return free_;
+  return free_ + pending_;
+}
+
+uint64_t Allocator::pending_free_blocks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pending_;
 }
 
 uint64_t Allocator::reserved_blocks() const {
@@ -267,7 +313,7 @@ uint64_t Allocator::reserved_blocks() const {
 
 uint64_t Allocator::available_blocks() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return free_ > reserved_ ? free_ - reserved_ : 0;
+  return free_ + pending_ > reserved_ ? free_ + pending_ - reserved_ : 0;
 }
 
 std::vector<BlockRun> Allocator::FreeRuns() const {

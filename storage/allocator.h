@@ -11,9 +11,24 @@
 // Delayed allocation: writers Reserve() blocks when they dirty a hole (so
 // ENOSPC is reported at write time); writeback turns reservations into runs
 // with Allocate(from_reservation=true), or Unreserve() returns them.
+//
+// Freed blocks are not reused until the commit that frees them is durable.
+// Free records the run as free on disk at once but keeps it *pending*, tagged
+// with its commit's sequence; it joins the allocatable map once the metadata
+// log is synced past that commit. Otherwise a crash could bring back the file
+// that owned the blocks (its unlink or truncate lost) over another file's
+// data. Pending blocks count as free space (statfs, Reserve); Allocate syncs
+// the log when it needs them, and SyncPendingFrees lets a periodic thread do
+// the same so that freed space comes back without anyone asking.
+//
+// Thread safety: every method may be called from any thread. Allocate and
+// SyncPendingFrees may sync the metadata log (one WAL fsync), so they must not
+// be called under the metadata commit lock; Free and CommitAllocation are
+// called under it and never block on IO.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -35,6 +50,7 @@ class Allocator {
   explicit Allocator(uint64_t total_blocks);
 
   // Loads the free map; checks runs are inside the device and disjoint.
+  // Keeps `meta` to learn which commits are durable and to sync its log.
   absl::Status Load(MetaStore& meta);
 
   // Reserves n blocks for later allocation; ResourceExhausted (ENOSPC) if
@@ -54,21 +70,35 @@ class Allocator {
   void CancelAllocation(const std::vector<BlockRun>& runs);
   // Call from the prepare callback of the commit that removes the extents:
   // the run becomes free on disk (merged with neighbours, recorded into
-  // batch) and allocatable again.
+  // batch), and allocatable once that commit is durable.
   void Free(BlockRun run, MetaStore::Batch* batch);
+  // If freed blocks wait for durability, syncs the metadata log so they
+  // become allocatable. Returns the sync's error, if any.
+  absl::Status SyncPendingFrees();
 
   uint64_t total_blocks() const { return total_; }
-  uint64_t free_blocks() const;      // in the allocatable map
+  uint64_t free_blocks() const;      // allocatable + pending frees
+  uint64_t pending_free_blocks() const;  // freed, waiting for their commit to be durable
   uint64_t reserved_blocks() const;  // promised to dirty data
   uint64_t available_blocks() const; // free - reserved (what statfs reports)
   std::vector<BlockRun> FreeRuns() const;      // allocatable map, for tests
   std::vector<BlockRun> DiskFreeRuns() const;  // on-disk map, for tests
 
  private:
+  struct PendingFree {
+    uint64_t sequence;  // of the commit that freed it
+    BlockRun run;
+  };
+  // Moves pending frees whose commit is durable into the allocatable map.
+  void ReleaseDurableLocked();
+
+  MetaStore* meta_ = nullptr;  // set by Load
   mutable std::mutex mu_;
   uint64_t total_;
-  uint64_t free_ = 0;      // blocks in the allocatable map
+  uint64_t free_ = 0;     // blocks in the allocatable map
+  uint64_t pending_ = 0;  // blocks in pending_frees_
   uint64_t reserved_ = 0;
+  std::deque<PendingFree> pending_frees_;  // in commit order
   std::map<uint64_t, uint64_t> runs_;       // allocatable: start -> length
   std::map<uint64_t, uint64_t> disk_runs_;  // mirrors the free-space column family
 };

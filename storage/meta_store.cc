@@ -26,6 +26,14 @@ namespace reclaimfs::storage {
 
 namespace {
 
+// Raises a durable-sequence watermark; concurrent syncs may finish out of order.
+void AdvanceDurable(std::atomic<uint64_t>& durable, uint64_t seq) {
+  uint64_t cur = durable.load(std::memory_order_relaxed);
+  while (cur < seq && !durable.compare_exchange_weak(cur, seq, std::memory_order_acq_rel)) {
+  }
+}
+
+
 constexpr size_t kNumFamilies = 8;
 constexpr std::array<const char*, kNumFamilies> kFamilyNames = {
     "superblock", "inodes", "dentries", "dir_cookies", "extents", "xattrs", "free_space", "orphans"};
@@ -83,6 +91,7 @@ struct MetaStore::Batch::Rep {
   // One ordered list across families: a later op on the same key wins, as in
   // a rocksdb::WriteBatch.
   std::vector<Op> ops;
+  uint64_t sequence = 0;  // set by Commit before its prepare step
 
   // A moved-from Batch has no Rep; using it again starts a fresh one.
   static Rep& Of(std::unique_ptr<Rep>& rep) {
@@ -145,6 +154,7 @@ void MetaStore::Batch::RemoveOrphan(uint64_t ino) {
   Rep::Of(rep_).Delete(ColumnFamily::kOrphans, OrphanKey(ino));
 }
 size_t MetaStore::Batch::Count() const { return rep_ ? rep_->ops.size() : 0; }
+uint64_t MetaStore::Batch::sequence() const { return rep_ ? rep_->sequence : 0; }
 
 // ---------------------------------------------------------------------------
 // State
@@ -158,6 +168,8 @@ struct MetaStore::State {
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // every family opened
   std::array<rocksdb::ColumnFamilyHandle*, kNumFamilies> families{};
   std::atomic<uint64_t> next_ino{kRootIno + 1};
+  std::atomic<uint64_t> last_seq{0};     // newest commit in the log
+  std::atomic<uint64_t> durable_seq{0};  // newest commit known durable
 
   ~State() {
     if (db == nullptr) return;
@@ -508,6 +520,8 @@ absl::Status MetaStore::Commit(Batch& batch, bool sync,
                                const std::function<absl::Status(Batch&)>& prepare) {
   if (s_->read_only) return absl::FailedPreconditionError("metadata store is open read-only");
   std::lock_guard<std::mutex> lock(commit_mu_);
+  const uint64_t seq = s_->last_seq.load(std::memory_order_relaxed) + 1;
+  Batch::Rep::Of(batch.rep_).sequence = seq;
   if (prepare) {
     absl::Status s = prepare(batch);
     if (!s.ok()) return s;
@@ -521,15 +535,26 @@ absl::Status MetaStore::Commit(Batch& batch, bool sync,
   wo.sync = sync;
   rocksdb::Status s = s_->db->Write(wo, &wb);
   if (!s.ok()) return FromRocks(s, absl::StrCat("committing metadata in ", s_->dir));
+  s_->last_seq.store(seq, std::memory_order_release);
+  // The log is one ordered file: a synced commit makes every earlier one durable.
+  if (sync) AdvanceDurable(s_->durable_seq, seq);
   // Applied: clear so that reusing the batch cannot replay these ops.
   batch.rep_->ops.clear();
+  batch.rep_->sequence = 0;
   return absl::OkStatus();
 }
 
 absl::Status MetaStore::SyncWal() {
   if (s_->read_only) return absl::OkStatus();
-  return FromRocks(s_->db->FlushWAL(/*sync=*/true), absl::StrCat("syncing metadata log in ", s_->dir));
+  const uint64_t covered = s_->last_seq.load(std::memory_order_acquire);
+  absl::Status s =
+      FromRocks(s_->db->FlushWAL(/*sync=*/true), absl::StrCat("syncing metadata log in ", s_->dir));
+  if (s.ok()) AdvanceDurable(s_->durable_seq, covered);
+  return s;
 }
+
+uint64_t MetaStore::last_sequence() const { return s_->last_seq.load(std::memory_order_acquire); }
+uint64_t MetaStore::durable_sequence() const { return s_->durable_seq.load(std::memory_order_acquire); }
 
 uint64_t MetaStore::ApproximateMemoryUsage() {
   // The memtables are charged to the cache as reservations; count only what

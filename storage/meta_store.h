@@ -2,6 +2,12 @@
 // change is one atomic Batch. Commits are serialised (commit_mu_) so that the
 // in-memory allocator state that a batch captured is persisted in the same
 // order it was produced.
+//
+// Durability: each commit gets a sequence number. A commit is in the log once
+// Commit returns (it survives the daemon being killed); it is durable (it
+// survives the machine losing power) once durable_sequence() reaches it,
+// after a sync commit or SyncWal. The allocator keeps freed blocks from
+// reuse until the commit that freed them is durable.
 #pragma once
 
 #include <cstdint>
@@ -66,6 +72,9 @@ class MetaStore {
     void RemoveOrphan(uint64_t ino);
     size_t Count() const;
     bool empty() const { return Count() == 0; }
+    // The sequence number of the commit this batch is in; valid inside
+    // Commit's prepare callback (0 before).
+    uint64_t sequence() const;
 
    private:
     friend class MetaStore;
@@ -106,8 +115,11 @@ class MetaStore {
   // the order it was produced. sync=true makes the commit durable (WAL fsync).
   absl::Status Commit(Batch& batch, bool sync,
                       const std::function<absl::Status(Batch&)>& prepare = nullptr);
-  // Makes every earlier commit durable.
+  // Makes every earlier commit durable. Never takes the commit lock.
   absl::Status SyncWal();
+  // The newest commit written to the log, and the newest known durable.
+  uint64_t last_sequence() const;
+  uint64_t durable_sequence() const;
 
   // Approximate memory used by RocksDB (block cache + memtables + readers).
   uint64_t ApproximateMemoryUsage();

@@ -46,12 +46,15 @@ class AllocatorTest : public ::testing::Test {
     return *runs;
   }
 
-  void FreeCommit(BlockRun run) {
+  // Frees and commits, as truncate does; `durable` then syncs the log so the
+  // run is allocatable again.
+  void FreeCommit(BlockRun run, bool durable = true) {
     MetaStore::Batch b;
     ASSERT_TRUE(meta_->Commit(b, false, [&](MetaStore::Batch& batch) {
       alloc_.Free(run, &batch);
       return absl::OkStatus();
     }).ok());
+    if (durable) ASSERT_TRUE(alloc_.SyncPendingFrees().ok());
   }
 
   std::vector<BlockRun> PersistedRuns() {
@@ -161,6 +164,44 @@ TEST_F(AllocatorTest, FreeMergesNeighbours) {
   EXPECT_EQ(alloc_.FreeRuns(), (std::vector<BlockRun>{{0, kBlocks}}));
   EXPECT_EQ(alloc_.DiskFreeRuns(), alloc_.FreeRuns());
   EXPECT_EQ(PersistedRuns(), alloc_.FreeRuns()) << "merged keys were deleted on disk too";
+}
+
+// Blocks freed by a commit that is not durable yet must not be handed out:
+// a crash could undo the free and give the old owner back its blocks, now
+// holding someone else's data.
+TEST_F(AllocatorTest, FreedBlocksWaitForTheirCommitToBeDurable) {
+  AllocCommit(kBlocks, 0);  // full
+  FreeCommit({100, 50}, /*durable=*/false);
+  EXPECT_EQ(alloc_.pending_free_blocks(), 50u);
+  EXPECT_TRUE(alloc_.FreeRuns().empty()) << "allocatable before the free is durable";
+  EXPECT_EQ(alloc_.DiskFreeRuns(), (std::vector<BlockRun>{{100, 50}}));
+  // ... yet they count as free space: statfs and reservations see them.
+  EXPECT_EQ(alloc_.free_blocks(), 50u);
+  EXPECT_EQ(alloc_.available_blocks(), 50u);
+  ASSERT_TRUE(alloc_.Reserve(50).ok());
+  alloc_.Unreserve(50);
+
+  // A sync commit of anything makes the earlier free durable.
+  const uint64_t freed_at = meta_->last_sequence();
+  MetaStore::Batch other;
+  other.AddOrphan(99);
+  ASSERT_TRUE(meta_->Commit(other, true).ok());
+  EXPECT_GE(meta_->durable_sequence(), freed_at);
+  ASSERT_TRUE(alloc_.SyncPendingFrees().ok());
+  EXPECT_EQ(alloc_.pending_free_blocks(), 0u);
+  EXPECT_EQ(alloc_.FreeRuns(), (std::vector<BlockRun>{{100, 50}}));
+}
+
+TEST_F(AllocatorTest, AllocateSyncsTheLogWhenItNeedsPendingFrees) {
+  AllocCommit(kBlocks, 0);
+  FreeCommit({0, 8}, /*durable=*/false);
+  const uint64_t durable_before = meta_->durable_sequence();
+  auto runs = alloc_.Allocate(8, 0, false);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(*runs, (std::vector<BlockRun>{{0, 8}}));
+  EXPECT_GT(meta_->durable_sequence(), durable_before) << "allocated without making the free durable";
+  EXPECT_EQ(alloc_.pending_free_blocks(), 0u);
+  EXPECT_FALSE(alloc_.Allocate(1, 0, false).ok()) << "the store is full again";
 }
 
 TEST_F(AllocatorTest, DoubleFreeIsIgnored) {
@@ -277,6 +318,7 @@ TEST_F(AllocatorTest, ConcurrentAllocateAndFreeKeepsCounts) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(alloc_.free_blocks(), kBlocks);
+  ASSERT_TRUE(alloc_.SyncPendingFrees().ok());
   EXPECT_EQ(alloc_.FreeRuns(), (std::vector<BlockRun>{{0, kBlocks}}));
   EXPECT_EQ(PersistedRuns(), (std::vector<BlockRun>{{0, kBlocks}}));
 }

@@ -74,6 +74,26 @@ void EvictQueue::Drain() {
   thread_.join();
 }
 
+bool EvictQueue::Flush(std::chrono::milliseconds bound) {
+  std::unique_lock l(mu_);
+  if (stop_ || !started_) return true;
+  const auto start = Clock::now();
+  for (auto& [ino, item] : items_) {
+    if (item.due <= start) continue;
+    by_due_.erase({item.due, ino});
+    item.due = start;
+    by_due_.insert({start, ino});
+  }
+  cv_.notify_all();
+  // Done when nothing due by `start` is waiting or running; what was added
+  // or retried since is due later.
+  return idle_cv_.wait_until(l, start + bound, [&] {
+    const bool waiting = !by_due_.empty() && by_due_.begin()->first <= start;
+    const bool running = running_ != 0 && running_due_ <= start;
+    return stop_ || (!waiting && !running);
+  });
+}
+
 size_t EvictQueue::pending() const {
   std::lock_guard l(mu_);
   return items_.size() + (running_ != 0 ? 1 : 0);
@@ -98,6 +118,7 @@ void EvictQueue::Run() {
     Item item = items_[ino];
     items_.erase(ino);
     running_ = ino;
+    running_due_ = due;
     rerun_ = false;
     const bool final_pass = draining_;
     l.unlock();
@@ -130,6 +151,7 @@ void EvictQueue::Run() {
       again.due = now;
       ScheduleLocked(ino, again);
     }
+    idle_cv_.notify_all();
   }
 }
 

@@ -45,6 +45,11 @@ class EvictQueue {
   // Runs every queued eviction, including those added meanwhile, until none
   // is left, then stops the thread. Adds after this are dropped.
   void Drain();
+  // Gives every eviction queued before this call (backing-off ones too) one
+  // attempt now, on the worker, and waits for those attempts, at most
+  // `bound`; false if it timed out. Space held by unlinked files comes back
+  // this way before the filesystem answers ENOSPC or statfs.
+  bool Flush(std::chrono::milliseconds bound);
 
   size_t pending() const;
   uint64_t added() const { return added_.load(std::memory_order_relaxed); }
@@ -68,10 +73,11 @@ class EvictQueue {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;       // wakes the worker
-  std::condition_variable idle_cv_;  // wakes Drain
+  std::condition_variable idle_cv_;  // wakes Drain and Flush after each item
   std::map<uint64_t, Item> items_;   // ino -> schedule
   std::set<std::pair<Clock::time_point, uint64_t>> by_due_;
   uint64_t running_ = 0;             // ino being worked on, 0 if none
+  Clock::time_point running_due_;    // ... and when it was due
   bool rerun_ = false;               // running_ was added again meanwhile
   bool draining_ = false;
   bool stop_ = false;

@@ -177,22 +177,33 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
   if (!h.writable()) return ErrnoStatus(EBADF, "handle not open for writing");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
-  std::unique_lock io(ref->io_mu);
-  const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
-  if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
-  // O_APPEND: the end of file as of now, under the io lock.
-  const uint64_t pos = h.append() ? file_size : off;
-  if (size == 0) return size_t{0};
-  if (pos >= kMaxFileSize) return ErrnoStatus(EFBIG);
-  const size_t len = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileSize - pos));
-  RFS_RETURN_IF_ERROR(s.data->Write(ino, file_size, pos, data, len));
-  const storage::Timespec now = Now();
-  Impl::Mutate(ref.get(), [&](InodeRecord& r) {
-    r.size = std::max<uint64_t>(r.size, pos + len);
-    r.mtime = r.ctime = now;
-    if (h.uid != 0) r.mode = KillSuid(r.mode);
-  });
-  return len;
+  // A second attempt after deferred frees have run: no ENOSPC while space a
+  // user just freed by deleting is still on its way back. Rewriting what the
+  // first attempt already copied is harmless: same bytes, same pages.
+  for (int attempt = 0;; ++attempt) {
+    std::unique_lock io(ref->io_mu);
+    const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
+    if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
+    // O_APPEND: the end of file as of now, under the io lock.
+    const uint64_t pos = h.append() ? file_size : off;
+    if (size == 0) return size_t{0};
+    if (pos >= kMaxFileSize) return ErrnoStatus(EFBIG);
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileSize - pos));
+    absl::Status written = s.data->Write(ino, file_size, pos, data, len);
+    if (ToErrno(written) == ENOSPC && attempt == 0) {
+      io.unlock();
+      s.ReclaimDeferredSpace();
+      continue;
+    }
+    RFS_RETURN_IF_ERROR(written);
+    const storage::Timespec now = Now();
+    Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+      r.size = std::max<uint64_t>(r.size, pos + len);
+      r.mtime = r.ctime = now;
+      if (h.uid != 0) r.mode = KillSuid(r.mode);
+    });
+    return len;
+  }
 }
 
 absl::Status Filesystem::Flush(uint64_t ino, uint64_t fh) {
@@ -240,7 +251,14 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
         RFS_RETURN_IF_ERROR(s.data->PunchHole(ino, file_size, off, std::min(len, file_size - off)));
       }
     } else {
-      RFS_RETURN_IF_ERROR(s.data->Preallocate(ino, off, len));
+      absl::Status allocated = s.data->Preallocate(ino, off, len);
+      if (ToErrno(allocated) == ENOSPC) {
+        io.unlock();
+        s.ReclaimDeferredSpace();
+        io.lock();
+        allocated = s.data->Preallocate(ino, off, len);
+      }
+      RFS_RETURN_IF_ERROR(allocated);
     }
     const storage::Timespec now = Now();
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {

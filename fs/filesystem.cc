@@ -282,6 +282,13 @@ void Filesystem::Impl::QueueEviction(uint64_t ino) {
   if (evictq) evictq->Add(ino);
 }
 
+void Filesystem::Impl::ReclaimDeferredSpace() {
+  constexpr std::chrono::milliseconds kBound{5'000};
+  if (evictq && !evictq->Flush(kBound)) {
+    spdlog::warn("deferred deallocations did not finish within {} ms", kBound.count());
+  }
+}
+
 absl::Status Filesystem::Impl::DeallocateOnDisk(uint64_t ino) {
   storage::MetaStore::Batch batch;
   absl::StatusOr<std::vector<std::string>> names = meta->ListXattrs(ino);
@@ -397,6 +404,7 @@ absl::Status Filesystem::Access(const RequestContext& ctx, uint64_t ino, int mas
 }
 
 absl::StatusOr<FsStats> Filesystem::StatFs() {
+  impl_->ReclaimDeferredSpace();  // deleted files count as free at once
   FsStats st;
   st.block_size = impl_->sb.block_size;
   st.blocks = impl_->alloc->total_blocks();

@@ -103,6 +103,10 @@ struct Filesystem::Impl final : public InodeRecordSource {
   absl::Status DeallocateOnDisk(uint64_t ino);
   absl::Status ReplayOrphans();
   void QueueEviction(uint64_t ino);
+  // Deallocates the unlinked files whose eviction is queued, waiting (bounded)
+  // for it: called before answering ENOSPC or statfs, so that space a user
+  // freed by deleting is there at once. No inode lock may be held.
+  void ReclaimDeferredSpace();
 
   // --- state -------------------------------------------------------------
   const FilesystemOptions options;

@@ -123,6 +123,15 @@ void Writeback::ControllerLoop() {
     const bool kicked = std::exchange(kicked_, false);
     l.unlock();
 
+    // Blocks freed since the last metadata sync become reusable (the
+    // allocator keeps them until their commit is durable); like a journal's
+    // commit interval, once per period.
+    if (alloc_->pending_free_blocks() > 0) {
+      if (absl::Status s = alloc_->SyncPendingFrees(); !s.ok()) {
+        spdlog::warn("syncing the metadata log for freed blocks: {}", s.ToString());
+      }
+    }
+
     const uint64_t limit = cache_->mm()->budget().limit();
     const uint64_t dirty_bytes = cache_->dirty_pages() * cache_->page_size();
     const bool background =

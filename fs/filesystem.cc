@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "fs/attributes.h"
@@ -283,9 +284,26 @@ void Filesystem::Impl::QueueEviction(uint64_t ino) {
 }
 
 void Filesystem::Impl::ReclaimDeferredSpace() {
-  constexpr std::chrono::milliseconds kBound{5'000};
-  if (evictq && !evictq->Flush(kBound)) {
-    spdlog::warn("deferred deallocations did not finish within {} ms", kBound.count());
+  using std::chrono::milliseconds;
+  constexpr milliseconds kFlushBound{5'000};
+  // The kernel sends RELEASE (after close) and FORGET (after the last
+  // unlink) without waiting for them, so they may still be on their way
+  // when the next request arrives. An unlinked inode held only by lookups
+  // will certainly go: wait a little for it. One still open may be a
+  // RELEASE in flight or a user's open file: wait only a moment.
+  constexpr milliseconds kForgetWait{200}, kReleaseWait{20}, kPoll{2};
+  if (!evictq || !cache) return;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    if (!evictq->Flush(kFlushBound)) {
+      spdlog::warn("deferred deallocations did not finish within {} ms", kFlushBound.count());
+      return;
+    }
+    const InodeCache::UnlinkedCounts left = cache->Unlinked();
+    const auto waited = std::chrono::steady_clock::now() - start;
+    const bool wait = (left.closed > 0 && waited < kForgetWait) || (left.open > 0 && waited < kReleaseWait);
+    if (!wait) return;
+    std::this_thread::sleep_for(kPoll);
   }
 }
 

@@ -60,6 +60,7 @@ void InodeCache::LruRemoveLocked(Inode* inode) {
 void InodeCache::MaybeEraseLocked(Inode* inode) {
   if (inode->pins_ == 0 && !inode->body && inode->lookups_ == 0 && inode->opens_ == 0 &&
       !inode->doomed_) {
+    unlinked_.erase(inode->ino);
     stubs_.erase(inode->ino);  // destroys *inode
   }
 }
@@ -127,7 +128,10 @@ absl::StatusOr<InodeRef> InodeCache::Get(uint64_t ino, ChargeMode mode) {
     std::lock_guard a(inode->attr_mu);
     if (!inode->body) {
       inode->body = std::move(body);
-      if (unlinked) inode->unlinked_ = true;
+      if (unlinked) {
+        inode->unlinked_ = true;
+        unlinked_.insert(ino);
+      }
       ++bodies_;
       body_bytes_.fetch_add(charge, std::memory_order_relaxed);
       installed = true;
@@ -219,7 +223,19 @@ bool InodeCache::ReleaseOpen(uint64_t ino) {
 bool InodeCache::SetUnlinked(Inode* inode) {
   std::lock_guard l(mu_);
   inode->unlinked_ = true;
+  unlinked_.insert(inode->ino);
   return inode->lookups_ == 0 && inode->opens_ == 0;
+}
+
+InodeCache::UnlinkedCounts InodeCache::Unlinked() const {
+  std::lock_guard l(mu_);
+  UnlinkedCounts c;
+  for (uint64_t ino : unlinked_) {
+    auto it = stubs_.find(ino);
+    if (it == stubs_.end()) continue;
+    (it->second->opens_ > 0 ? c.open : c.closed) += 1;
+  }
+  return c;
 }
 
 void InodeCache::SetDentry(Inode* inode, uint64_t parent, std::string_view name) {
@@ -309,6 +325,7 @@ void InodeCache::Remove(InodeRef& ref) {
     auto it = stubs_.find(inode->ino);
     stub = std::move(it->second);
     stubs_.erase(it);
+    unlinked_.erase(inode->ino);
     ref.inode_ = nullptr;
     ref.cache_ = nullptr;
   }

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -133,6 +134,14 @@ class InodeCache {
   // After deallocation: removes the doomed inode. Consumes ref.
   void Remove(InodeRef& ref);
 
+  // Unlinked inodes not deallocated yet: those still open, and those the
+  // kernel holds only by lookup (its FORGET is on its way).
+  struct UnlinkedCounts {
+    uint64_t open = 0;
+    uint64_t closed = 0;
+  };
+  UnlinkedCounts Unlinked() const;
+
   // Pins every inode with a cached body (shutdown, remount).
   std::vector<InodeRef> PinAllBodies();
 
@@ -158,6 +167,7 @@ class InodeCache {
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, std::unique_ptr<Inode>> stubs_;
   std::list<Inode*> lru_;  // idle bodies, least recently used first
+  std::unordered_set<uint64_t> unlinked_;  // live stubs with unlinked_ set
   std::atomic<uint64_t> idle_{0};  // lru_.size(), written under mu_
   uint64_t bodies_ = 0;
 

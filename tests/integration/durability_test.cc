@@ -210,5 +210,41 @@ TEST_F(EnospcTest, WriteUntilEnospcKeepsAcknowledgedData) {
   EXPECT_TRUE(wrote) << "space of an unlinked file did not come back within 15 s";
 }
 
+// Space of a deleted file is free at once, as a user who deletes to make room
+// expects: no ENOSPC and no stale statfs while its deallocation is deferred.
+TEST_F(EnospcTest, SpaceOfAnUnlinkedFileIsBackAtOnce) {
+  constexpr size_t kChunk = 1 << 20;
+  std::string chunk(kChunk, '\0');
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string f = Path("fill" + std::to_string(round));
+    size_t filled = 0;
+    {
+      UniqueFd fd = Open(f, O_CREAT | O_WRONLY);
+      for (size_t i = 0;; ++i) {
+        ASSERT_LT(filled, size_t{128} << 20) << "no ENOSPC from a 64 MiB store";
+        FillBlock(43, i, chunk);
+        const ssize_t n = write(fd.get(), chunk.data(), chunk.size());
+        if (n <= 0) {
+          ASSERT_EQ(errno, ENOSPC);
+          break;
+        }
+        filled += static_cast<size_t>(n);
+      }
+      ASSERT_GT(filled, size_t{32} << 20);
+    }
+    ASSERT_SYS_OK(unlink(f.c_str()));
+
+    struct statvfs vfs{};
+    ASSERT_SYS_OK(statvfs(mnt().c_str(), &vfs));
+    EXPECT_GE(vfs.f_bavail * vfs.f_frsize, filled - kChunk) << "statfs right after the unlink";
+    UniqueFd again = Open(Path("again"), O_CREAT | O_WRONLY | O_TRUNC);
+    FillBlock(44, round, chunk);
+    ASSERT_EQ(write(again.get(), chunk.data(), chunk.size()), static_cast<ssize_t>(kChunk))
+        << "write right after the unlink: " << strerror(errno);
+    ASSERT_SYS_OK(fsync(again.get()));
+  }
+}
+
 }  // namespace
 }  // namespace reclaimfs::itest

@@ -201,6 +201,7 @@ const std::vector<KeySpec>& Specs() {
     v->push_back(std::move(shrinker));
 
     v->push_back(BoolKey("kernel_cache", &Config::kernel_cache));
+    v->push_back(BoolKey("fault_injection", &Config::fault_injection));
     v->push_back(UintKey("max_background", &Config::max_background, 1, 65535));
     v->push_back(UintKey("request_threads", &Config::request_threads, 1, 256));
     v->push_back(FractionKey("inode_cache_fraction", &Config::inode_cache_fraction, 0, true, 1, false));
@@ -377,6 +378,7 @@ void ApplyConfigToOptions(const Config& c, FilesystemOptions* o) {
   o->data.readahead_bytes = c.readahead;
   o->data.shrinker_mode = c.shrinker_mode;
   o->kernel_cache = c.kernel_cache;
+  o->fault_injection = c.fault_injection;
   o->inode_cache_fraction = c.inode_cache_fraction;
 }
 

@@ -30,6 +30,7 @@ struct Config {
   uint64_t readahead = 128ull << 10;
   ShrinkerMode shrinker_mode = ShrinkerMode::kNonBlocking;
   bool kernel_cache = false;
+  bool fault_injection = false;  // tests: IO through a fault-injecting device
   uint32_t max_background = 64;
   // FUSE worker threads. Each holds a request buffer of max_write + 4 KiB
   // and builds read replies outside the cache budget, so this also bounds

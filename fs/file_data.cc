@@ -553,11 +553,9 @@ absl::Status FileData::Preallocate(uint64_t ino, uint64_t off, uint64_t len) {
 absl::Status FileData::Sync(uint64_t ino, bool datasync) {
   Impl& d = *impl_;
   absl::Status status;
-  int err = 0;
   if (std::shared_ptr<FileState> fs = d.cache.FindFile(ino)) {
     RECLAIMFS_SYNC_POINT("PageCache::Sync:BeforeWait");
     status = d.writeback.WriteAndWait(fs);
-    err = fs->wb_error.exchange(0);
   }
   // Data durable first, then the metadata that points at it.
   absl::Status flushed = d.dev->Flush();
@@ -568,7 +566,6 @@ absl::Status FileData::Sync(uint64_t ino, bool datasync) {
     return absl::OkStatus();
   });
   if (status.ok()) status = committed;
-  if (status.ok() && err) status = ErrnoStatus(err, "writeback failed");
   return status;
 }
 
@@ -576,9 +573,8 @@ absl::Status FileData::SyncAll() {
   Impl& d = *impl_;
   absl::Status status;
   for (auto& fs : d.cache.Files()) {
-    if (fs->nr_dirty.load() == 0 && fs->nr_writeback.load() == 0 && fs->wb_error.load() == 0) continue;
+    if (fs->nr_dirty.load() == 0 && fs->nr_writeback.load() == 0) continue;
     absl::Status s = d.writeback.WriteAndWait(fs);
-    if (const int err = fs->wb_error.exchange(0); err && s.ok()) s = ErrnoStatus(err, "writeback failed");
     if (status.ok()) status = s;
   }
   absl::Status s = d.dev->Flush();

@@ -41,6 +41,9 @@ class InodeRecordSource {
  public:
   virtual ~InodeRecordSource() = default;
   virtual void AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* batch) = 0;
+  // A writeback of the file's data failed with `err`: the pages it covered
+  // are not durable. Called with no page lock held; must not block.
+  virtual void OnWritebackError(uint64_t ino, int err) {}
 };
 
 class FileData {
@@ -69,7 +72,9 @@ class FileData {
   // unwritten extents (read as zeros). ENOSPC if they do not fit.
   absl::Status Preallocate(uint64_t ino, uint64_t off, uint64_t len);
   // Writes back the file's dirty pages, waits for them, then commits the
-  // inode record durably (datasync: skip if only times changed).
+  // inode record durably (datasync: skip if only times changed). Reports the
+  // errors of this call's writeback; earlier background failures reach the
+  // file's handles through InodeRecordSource::OnWritebackError.
   absl::Status Sync(uint64_t ino, bool datasync);
   absl::Status SyncAll();
   // lseek SEEK_DATA / SEEK_HOLE, counting dirty pages as data. ENXIO past EOF.

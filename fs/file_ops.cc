@@ -94,7 +94,7 @@ absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t in
     RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
   }
   OpenFile of;
-  of.fh = s.handles.Add(Handle{ino, flags, ctx.uid, ctx.gid, /*dir=*/false});
+  of.fh = s.handles.Add(Handle{ino, flags, ctx.uid, ctx.gid, /*dir=*/false, ref->wb_err.Sample()});
   of.direct_io = !s.options.kernel_cache;
   of.keep_cache = s.options.kernel_cache;
   s.cache->AddOpen(ref.get());
@@ -129,7 +129,7 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Create(const Request
   InodeRef ref = std::move(*created);
   // The creator may open the new file as asked, whatever its mode says.
   OpenFile of;
-  of.fh = s.handles.Add(Handle{ref->ino, flags, ctx.uid, ctx.gid, /*dir=*/false});
+  of.fh = s.handles.Add(Handle{ref->ino, flags, ctx.uid, ctx.gid, /*dir=*/false, ref->wb_err.Sample()});
   of.direct_io = !s.options.kernel_cache;
   of.keep_cache = s.options.kernel_cache;
   s.cache->AddOpen(ref.get());
@@ -208,8 +208,18 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
 
 absl::Status Filesystem::Flush(uint64_t ino, uint64_t fh) {
   // Data reaches the store through writeback and fsync; close has nothing
-  // to wait for.
-  return FileHandle(impl_->handles, ino, fh).status();
+  // to wait for, but reports a writeback error this handle has not seen.
+  // Without consuming it: every process that shares the open file (a forked
+  // child exiting) closes it too, and fsync must still hear of it.
+  Impl& s = *impl_;
+  RFS_RETURN_IF_ERROR(FileHandle(s.handles, ino, fh).status());
+  InodeRef ref = s.cache ? s.cache->GetCached(ino) : InodeRef();
+  if (ref) {
+    if (const int err = s.handles.PeekWritebackError(fh, ref->wb_err)) {
+      return ErrnoStatus(err, "an earlier writeback of this file failed");
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Filesystem::Release(uint64_t ino, uint64_t fh) {
@@ -224,7 +234,13 @@ absl::Status Filesystem::Release(uint64_t ino, uint64_t fh) {
 absl::Status Filesystem::Fsync(uint64_t ino, uint64_t fh, bool datasync) {
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
-  RFS_RETURN_IF_ERROR(s.data->Sync(ino, datasync));
+  absl::Status synced = s.data->Sync(ino, datasync);
+  // A failure of this sync's writeback, or of an earlier one, is reported
+  // once to each handle open at the time (errseq), so nothing claims
+  // durable what never reached the disk.
+  const int err = s.handles.TakeWritebackError(fh, ref->wb_err);
+  RFS_RETURN_IF_ERROR(synced);
+  if (err) return ErrnoStatus(err, "writeback of this file failed");
   // FileData committed the record with the data; what changed only here
   // (times, mode) is committed durably now.
   return s.PersistIfDirty(ref.get(), /*sync=*/true);

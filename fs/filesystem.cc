@@ -89,12 +89,15 @@ absl::Status Filesystem::Impl::Start() {
   if (!d.ok()) return WithContext(d.status(), dir);
   dev = std::move(*d);
 
+  if (options.fault_injection) faults = std::make_unique<storage::FaultInjectingDevice>(dev.get());
+  storage::BlockDevice* const io_dev = faults ? static_cast<storage::BlockDevice*>(faults.get()) : dev.get();
+
   alloc = std::make_unique<storage::Allocator>(sb.total_blocks());
   if (absl::Status st = alloc->Load(*meta); !st.ok()) return WithContext(st, dir);
 
   mm = std::make_unique<reclaim::MemoryManager>(options.memory);
   cache = std::make_unique<InodeCache>(meta.get(), &mm->budget());
-  data = std::make_unique<FileData>(meta.get(), alloc.get(), dev.get(), mm.get(), this, options.data);
+  data = std::make_unique<FileData>(meta.get(), alloc.get(), io_dev, mm.get(), this, options.data);
   if (absl::Status st = data->Start(); !st.ok()) return WithContext(st, dir);
 
   if (absl::Status st = ReplayOrphans(); !st.ok()) return WithContext(st, dir);
@@ -150,6 +153,7 @@ absl::Status Filesystem::Impl::Stop() {
   cache.reset();
   mm.reset();
   alloc.reset();
+  faults.reset();
   dev.reset();
   meta.reset();
   return result;
@@ -274,6 +278,10 @@ void Filesystem::Impl::AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* b
   if (!ref) return;
   std::lock_guard a(ref->attr_mu);
   batch->PutInode(ref->body->rec);
+}
+
+void Filesystem::Impl::OnWritebackError(uint64_t ino, int err) {
+  if (cache) cache->RecordWritebackError(ino, err);
 }
 
 // ---------------------------------------------------------------------------
@@ -434,6 +442,13 @@ absl::StatusOr<FsStats> Filesystem::StatFs() {
   st.files = impl_->inode_count.load() + st.files_free;
   st.name_max = kNameMax;
   return st;
+}
+
+absl::Status Filesystem::SetFaultRules(std::string_view rules) {
+  if (!impl_->faults) return absl::FailedPreconditionError("fault injection is off (mount with fault_injection=true)");
+  absl::StatusOr<std::vector<storage::FaultRule>> parsed = storage::ParseFaultRules(rules);
+  if (!parsed.ok()) return parsed.status();
+  return impl_->faults->SetRules(*parsed);
 }
 
 absl::Status Filesystem::SetReadOnly(bool ro) {

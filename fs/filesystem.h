@@ -92,6 +92,9 @@ struct FilesystemOptions {
   storage::UringOptions uring;
   FileDataOptions data;
   double inode_cache_fraction = 0.25;  // share of the budget the inode cache may hold before its shrinker bites
+  // For tests: IO goes through a FaultInjectingDevice whose rules
+  // SetFaultRules changes (storage/fault_injection.h).
+  bool fault_injection = false;
 };
 
 class Filesystem {
@@ -164,6 +167,10 @@ class Filesystem {
   // Remount read-only / read-write (the kernel enforces EROFS on writes; this
   // flushes and records the state).
   absl::Status SetReadOnly(bool read_only);
+  // Replaces the fault-injection rules (text form of storage/
+  // fault_injection.h; empty clears them). FailedPrecondition unless the
+  // filesystem was opened with fault_injection.
+  absl::Status SetFaultRules(std::string_view rules);
 
   // Statistics text for the control socket: memory, reclaim, page cache,
   // inode cache, writeback, eviction counters, one "name value" per line.

@@ -32,6 +32,7 @@
 #include "reclaim/memory_manager.h"
 #include "storage/allocator.h"
 #include "storage/meta_store.h"
+#include "storage/fault_injection.h"
 #include "storage/uring_block_store.h"
 
 namespace reclaimfs::fs {
@@ -53,6 +54,7 @@ struct Filesystem::Impl final : public InodeRecordSource {
 
   // InodeRecordSource: the writeback commit carries our current record.
   void AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* batch) override;
+  void OnWritebackError(uint64_t ino, int err) override;
 
   // --- helpers -----------------------------------------------------------
   absl::Status CheckWritable() const;  // EROFS on a read-only mount
@@ -116,6 +118,7 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // Declared in construction order; destroyed in reverse.
   std::unique_ptr<storage::MetaStore> meta;
   std::unique_ptr<storage::UringBlockStore> dev;
+  std::unique_ptr<storage::FaultInjectingDevice> faults;  // over dev, if enabled
   std::unique_ptr<storage::Allocator> alloc;
   std::unique_ptr<reclaim::MemoryManager> mm;
   std::unique_ptr<InodeCache> cache;

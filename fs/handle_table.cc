@@ -40,6 +40,21 @@ std::optional<Handle> HandleTable::Remove(uint64_t fh) {
   return h;
 }
 
+int HandleTable::TakeWritebackError(uint64_t fh, const ErrorSequence& errors) {
+  std::lock_guard l(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return 0;
+  return errors.Check(&it->second.wb_err_seen);
+}
+
+int HandleTable::PeekWritebackError(uint64_t fh, const ErrorSequence& errors) const {
+  std::lock_guard l(mu_);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return 0;
+  uint64_t seen = it->second.wb_err_seen;
+  return errors.Check(&seen);
+}
+
 size_t HandleTable::size() const {
   std::lock_guard l(mu_);
   return handles_.size();

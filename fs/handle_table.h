@@ -8,6 +8,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "fs/error_sequence.h"
+
 namespace reclaimfs::fs {
 
 struct Handle {
@@ -15,6 +17,7 @@ struct Handle {
   int flags = 0;  // open(2) flags: access mode, O_APPEND, ...
   uint32_t uid = 0, gid = 0;
   bool dir = false;
+  uint64_t wb_err_seen = 0;  // the file's writeback error events seen (ErrorSequence)
 
   bool readable() const;
   bool writable() const;
@@ -26,6 +29,11 @@ class HandleTable {
   uint64_t Add(const Handle& h);
   std::optional<Handle> Get(uint64_t fh) const;
   std::optional<Handle> Remove(uint64_t fh);
+  // The errno of a writeback error of the file that this handle has not
+  // reported yet (0 if none); it is reported once per handle.
+  int TakeWritebackError(uint64_t fh, const ErrorSequence& errors);
+  // The same, but the error stays unreported (close).
+  int PeekWritebackError(uint64_t fh, const ErrorSequence& errors) const;
   size_t size() const;
 
  private:

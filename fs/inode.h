@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <string>
 
+#include "fs/error_sequence.h"
 #include "storage/format.h"
 
 namespace reclaimfs::fs {
@@ -47,6 +48,10 @@ class Inode {
   // Set while pinned; it only appears or disappears (under the cache mutex
   // and attr_mu) when no other thread holds a pin.
   std::unique_ptr<InodeBody> body;
+
+  // Writeback errors of the file's data, for its open handles. In the stub,
+  // which lives as long as any handle is open.
+  ErrorSequence wb_err;
 
  private:
   friend class InodeCache;

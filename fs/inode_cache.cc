@@ -227,6 +227,12 @@ bool InodeCache::SetUnlinked(Inode* inode) {
   return inode->lookups_ == 0 && inode->opens_ == 0;
 }
 
+void InodeCache::RecordWritebackError(uint64_t ino, int err) {
+  std::lock_guard l(mu_);
+  auto it = stubs_.find(ino);
+  if (it != stubs_.end()) it->second->wb_err.Record(err);
+}
+
 InodeCache::UnlinkedCounts InodeCache::Unlinked() const {
   std::lock_guard l(mu_);
   UnlinkedCounts c;

@@ -134,6 +134,9 @@ class InodeCache {
   // After deallocation: removes the doomed inode. Consumes ref.
   void Remove(InodeRef& ref);
 
+  // A writeback of ino's data failed: its open handles will hear of it.
+  void RecordWritebackError(uint64_t ino, int err);
+
   // Unlinked inodes not deallocated yet: those still open, and those the
   // kernel holds only by lookup (its FORGET is on its way).
   struct UnlinkedCounts {

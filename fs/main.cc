@@ -282,6 +282,12 @@ int Serve(const MountRequest& request, const Config& config) {
                        watcher.CheckNow();
                        return std::string(watcher.read_only() ? "ro\n" : "rw\n");
                      });
+  control.AddCommand("fault", "set fault-injection rules (with fault_injection=true): fault RULE[;RULE...] | fault clear",
+                     [&fs](const std::vector<std::string>& args) {
+                       if (args.size() != 1) return std::string("error: fault takes one argument: RULES or clear\n");
+                       absl::Status s = fs->SetFaultRules(args[0] == "clear" ? "" : args[0]);
+                       return s.ok() ? std::string("ok\n") : absl::StrCat("error: ", s.message(), "\n");
+                     });
   control.AddCommand("config", "the configuration in effect",
                      [&config](const std::vector<std::string>&) { return ConfigText(config); });
   if (absl::Status s = control.Start(); !s.ok()) return fail(s);

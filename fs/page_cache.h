@@ -79,7 +79,6 @@ struct FileState {
   // contiguous runs. Held across IO by flushers; reclaim never takes it.
   WritebackLock wb_lock;
   std::atomic<bool> wb_queued{false};   // a background/periodic job is queued
-  std::atomic<int> wb_error{0};         // errno the next Sync reports
   std::atomic<int> wb_error_streak{0};  // consecutive failed writebacks
 };
 

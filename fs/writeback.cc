@@ -12,6 +12,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
+#include "fs/errno_status.h"
 #include "reclaim/scope.h"
 #include "reclaim/sync_point.h"
 #include "spdlog/spdlog.h"
@@ -29,27 +30,17 @@ constexpr size_t kMaxIovPerRequest = 256;
 // Flushers are not reclaim: they may wait, but every wait has a bound.
 constexpr milliseconds kPageLockWait{10'000};
 constexpr milliseconds kWbLockWait{60'000};
+// How long a flusher waits for the IO of one page set. Past it the caller
+// gets an error; the pages stay in writeback (their buffers and blocks may
+// still be in use by the device) until the IO completes and the completion
+// finishes the set on the pool.
+constexpr milliseconds kIoWaitBound{120'000};
 constexpr int kMaxErrorStreak = 3;  // consecutive failures before dirty data is dropped
 
-// Completion state of one batch of requests. Callbacks run on the device's
-// completion thread and only record and signal.
-struct IoWait {
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t pending = 0;
-  int error = 0;
-
-  void Done(int64_t result, uint64_t expected) {
-    std::lock_guard<std::mutex> l(mu);
-    if (result != static_cast<int64_t>(expected) && error == 0) {
-      error = result < 0 ? static_cast<int>(-result) : EIO;
-    }
-    if (--pending == 0) cv.notify_all();
-  }
-};
+}  // namespace
 
 // A page of the set being written and where it goes.
-struct Slot {
+struct Writeback::Slot {
   Page* page;
   uint64_t disk = 0;
   bool allocated = false;  // unmapped: needs a block now (delayed allocation)
@@ -57,7 +48,32 @@ struct Slot {
   bool unwritten = false;  // block came from an unwritten extent
 };
 
-}  // namespace
+// Completion state of one page set's requests. Callbacks run on the device's
+// completion thread and only record and signal, or, for a set its flusher
+// stopped waiting for, post the rest of the work to the pool.
+struct Writeback::PageSetIo {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = 0;
+  int error = 0;
+  std::function<void(int error)> orphaned;  // set when the flusher gave up waiting
+
+  void Done(int64_t result, uint64_t expected) {
+    std::function<void(int)> finish;
+    int err;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (result != static_cast<int64_t>(expected) && error == 0) {
+        error = result < 0 ? static_cast<int>(-result) : EIO;
+      }
+      if (--pending > 0) return;
+      cv.notify_all();
+      finish = std::move(orphaned);
+      err = error;
+    }
+    if (finish) finish(err);
+  }
+};
 
 Writeback::Writeback(PageCache* cache, storage::MetaStore* meta, storage::Allocator* alloc,
                      storage::BlockDevice* dev, InodeRecordSource* records,
@@ -87,6 +103,15 @@ void Writeback::Stop() {
   {
     std::lock_guard<std::mutex> l(pageout_mu_);
     stopping_ = true;
+  }
+  {
+    // Page sets whose IO outlived the flusher's bound finish on the pool
+    // when it completes; the pool must outlive them.
+    std::unique_lock<std::mutex> o(orphan_mu_);
+    if (!orphan_cv_.wait_for(o, kIoWaitBound, [this] { return orphans_ == 0; })) {
+      spdlog::error("writeback: {} page set(s) still wait for their IO at shutdown", orphans_);
+    }
+    pool_closed_ = true;
   }
   if (pool_) {
     pool_->join();  // runs what is queued, then the threads exit
@@ -153,7 +178,7 @@ void Writeback::RunFileJob(const std::shared_ptr<FileState>& fs, JobKind kind) {
   reclaim::ScopedReclaimFlags scope(kWritebackScope);
   (kind == JobKind::kBackground ? stats_.background_jobs : stats_.periodic_jobs)
       .fetch_add(1, std::memory_order_relaxed);
-  // Failures are recorded on the file (wb_error) for the next Sync.
+  // Failures reach the file's open handles (OnWritebackError).
   WriteFile(fs, 0, UINT64_MAX).IgnoreError();
   fs->wb_queued.store(false);
 }
@@ -199,7 +224,7 @@ absl::Status Writeback::WriteFile(const std::shared_ptr<FileState>& fs, uint64_t
     }
     if (pages.empty()) break;
     cursor = pages.back()->index + 1;
-    absl::Status s = WritePageSet(fs.get(), std::move(pages), nullptr, false);
+    absl::Status s = WritePageSet(fs, std::move(pages), nullptr, false);
     if (!s.ok() && result.ok()) result = s;
   }
   return result;
@@ -296,13 +321,14 @@ void Writeback::RunPageout(Page* p) {
     }
   }
   stats_.pageout_done.fetch_add(1, std::memory_order_relaxed);
-  WritePageSet(fs.get(), std::move(cluster), p, true).IgnoreError();
+  WritePageSet(fs, std::move(cluster), p, true).IgnoreError();
 }
 
 // ---- writing a page set -------------------------------------------------
 
-absl::Status Writeback::WritePageSet(FileState* fs, std::vector<Page*> pages, Page* locked,
-                                     bool try_rest) {
+absl::Status Writeback::WritePageSet(const std::shared_ptr<FileState>& file, std::vector<Page*> pages,
+                                     Page* locked, bool try_rest) {
+  FileState* const fs = file.get();
   const uint32_t bs = cache_->page_size();
   // 1. Lock ascending and re-check each page under its lock.
   std::vector<Slot> slots;
@@ -414,9 +440,8 @@ absl::Status Writeback::WritePageSet(FileState* fs, std::vector<Page*> pages, Pa
 
   // 5. One batch of IO: contiguous (file, disk) runs become one vectored
   // request each.
-  int io_error = 0;
   if (status.ok()) {
-    auto wait = std::make_shared<IoWait>();
+    auto io = std::make_shared<PageSetIo>();
     std::vector<storage::IoRequest> reqs;
     for (size_t i = 0; i < slots.size();) {
       size_t j = i + 1;
@@ -430,24 +455,56 @@ absl::Status Writeback::WritePageSet(FileState* fs, std::vector<Page*> pages, Pa
       r.offset = slots[i].disk * bs;
       for (size_t k = i; k < j; ++k) r.iov.push_back({slots[k].page->data, bs});
       const uint64_t expected = static_cast<uint64_t>(j - i) * bs;
-      r.done = [wait, expected](int64_t res) { wait->Done(res, expected); };
+      r.done = [io, expected](int64_t res) { io->Done(res, expected); };
       reqs.push_back(std::move(r));
       i = j;
     }
-    wait->pending = reqs.size();
+    io->pending = reqs.size();
     stats_.flush_ios.fetch_add(reqs.size(), std::memory_order_relaxed);
     dev_->Submit(std::move(reqs));
-    std::unique_lock<std::mutex> l(wait->mu);
-    while (wait->pending > 0) {
-      // Not reclaim: the flusher waits for its own IO, counting slow waits.
-      if (!wait->cv.wait_for(l, std::chrono::seconds(1), [&] { return wait->pending == 0; })) {
-        stats_.io_slow_waits.fetch_add(1, std::memory_order_relaxed);
+    std::unique_lock<std::mutex> l(io->mu);
+    const auto deadline = std::chrono::steady_clock::now() + kIoWaitBound;
+    while (io->pending > 0) {
+      // Not reclaim: the flusher waits for its own IO, counting slow waits,
+      // up to a bound.
+      if (io->cv.wait_for(l, std::chrono::seconds(1), [&] { return io->pending == 0; })) break;
+      stats_.io_slow_waits.fetch_add(1, std::memory_order_relaxed);
+      if (std::chrono::steady_clock::now() < deadline) continue;
+      // Give up waiting, not the pages: the completion finishes the set.
+      stats_.io_wait_timeouts.fetch_add(1, std::memory_order_relaxed);
+      {
+        std::lock_guard<std::mutex> o(orphan_mu_);
+        ++orphans_;
       }
+      io->orphaned = [this, file, slots = std::move(slots), allocated = std::move(allocated)](int err) mutable {
+        std::lock_guard<std::mutex> o(orphan_mu_);
+        if (pool_closed_) {  // shut down without it: the pages are left as they are
+          --orphans_;
+          return;
+        }
+        boost::asio::post(*pool_, [this, file, slots = std::move(slots), allocated = std::move(allocated), err]() mutable {
+          reclaim::ScopedReclaimFlags scope(kWritebackScope);
+          FinishPageSet(file.get(), slots, allocated,
+                        err ? absl::DataLossError(absl::StrFormat("write error %d", err)) : absl::OkStatus())
+              .IgnoreError();
+          std::lock_guard<std::mutex> o(orphan_mu_);
+          --orphans_;
+          orphan_cv_.notify_all();
+        });
+      };
+      spdlog::error("writeback of inode {}: IO did not complete within {} s; reporting an error, "
+                    "the pages stay in writeback until it does",
+                    fs->ino, kIoWaitBound.count() / 1000);
+      records_->OnWritebackError(fs->ino, EIO);
+      return absl::DeadlineExceededError("writeback IO did not complete in time");
     }
-    io_error = wait->error;
-    if (io_error) status = absl::DataLossError(absl::StrFormat("write error %d", io_error));
+    if (io->error) status = absl::DataLossError(absl::StrFormat("write error %d", io->error));
   }
+  return FinishPageSet(fs, slots, allocated, status);
+}
 
+absl::Status Writeback::FinishPageSet(FileState* fs, std::vector<Slot>& slots,
+                                      std::vector<storage::BlockRun>& allocated, absl::Status status) {
   // 6. Data is on disk: commit the metadata that points at it.
   if (status.ok()) {
     storage::MetaStore::Batch batch;
@@ -513,7 +570,7 @@ absl::Status Writeback::WritePageSet(FileState* fs, std::vector<Page*> pages, Pa
   }
   if (!status.ok()) {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
-    fs->wb_error.store(EIO);
+    records_->OnWritebackError(fs->ino, ToErrno(status) == ENOSPC ? ENOSPC : EIO);
   }
 
   // 8. End writeback: wake waiters, tell reclaim that memory can be freed.
@@ -540,6 +597,7 @@ std::string Writeback::StatsText() const {
   line("writeback_commits", stats_.commits.load());
   line("writeback_errors", stats_.errors.load());
   line("writeback_io_slow_waits", stats_.io_slow_waits.load());
+  line("writeback_io_wait_timeouts", stats_.io_wait_timeouts.load());
   line("writeback_lock_timeouts", stats_.lock_timeouts.load());
   return out;
 }

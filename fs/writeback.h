@@ -48,6 +48,7 @@ struct WritebackStats {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> io_slow_waits{0};    // one per second a flusher waited on its IO
+  std::atomic<uint64_t> io_wait_timeouts{0}; // page sets whose IO outlived the flusher's bound
   std::atomic<uint64_t> lock_timeouts{0};    // bounded waits for wb_lock / page locks that expired
 };
 
@@ -91,7 +92,13 @@ class Writeback {
   // locked by the caller; with try_rest the others are try-locked and the
   // cluster stops at the first busy one (pageout), else they are waited for.
   // Consumes the references.
-  absl::Status WritePageSet(FileState* fs, std::vector<Page*> pages, Page* locked, bool try_rest);
+  absl::Status WritePageSet(const std::shared_ptr<FileState>& fs, std::vector<Page*> pages,
+                            Page* locked, bool try_rest);
+  struct Slot;
+  struct PageSetIo;
+  // After the IO of a page set: commit (or undo) and end writeback.
+  absl::Status FinishPageSet(FileState* fs, std::vector<Slot>& slots,
+                             std::vector<storage::BlockRun>& allocated, absl::Status status);
 
   PageCache* const cache_;
   storage::MetaStore* const meta_;
@@ -107,6 +114,13 @@ class Writeback {
   bool ctl_stop_ = false;
   bool kicked_ = false;
   std::thread controller_;
+
+  // Page sets whose IO outlived the wait bound: their completion finishes
+  // them on the pool. Stop waits for these (bounded).
+  std::mutex orphan_mu_;
+  std::condition_variable orphan_cv_;
+  uint64_t orphans_ = 0;
+  bool pool_closed_ = false;
 
   std::mutex pageout_mu_;  // leaf: taken by shrinkers
   std::vector<Page*> pageout_queue_;

@@ -62,6 +62,7 @@ TEST(ConfigTest, Defaults) {
   EXPECT_EQ(c.readahead, 128u << 10);
   EXPECT_EQ(c.shrinker_mode, ShrinkerMode::kNonBlocking);
   EXPECT_FALSE(c.kernel_cache);
+  EXPECT_FALSE(c.fault_injection);
   EXPECT_EQ(c.max_background, 64u);
   EXPECT_DOUBLE_EQ(c.inode_cache_fraction, 0.25);
   EXPECT_EQ(c.lock_wait_ms, 10000u);
@@ -84,6 +85,7 @@ uring_queue_depth = 256
 readahead = "1M"
 shrinker_mode = "blocking"
 kernel_cache = true
+fault_injection = true
 max_background = 128
 inode_cache_fraction = 0.5
 lock_wait_ms = 2500
@@ -107,6 +109,7 @@ TEST(ConfigTest, EveryKeyFromToml) {
   EXPECT_EQ(c.readahead, 1ull << 20);
   EXPECT_EQ(c.shrinker_mode, ShrinkerMode::kBlocking);
   EXPECT_TRUE(c.kernel_cache);
+  EXPECT_TRUE(c.fault_injection);
   EXPECT_EQ(c.max_background, 128u);
   EXPECT_DOUBLE_EQ(c.inode_cache_fraction, 0.5);
   EXPECT_EQ(c.lock_wait_ms, 2500u);
@@ -122,7 +125,7 @@ TEST(ConfigTest, EveryKeyFromText) {
       {"dirty_ratio", "0.4"},          {"dirty_expire_ms", "5000"},
       {"writeback_interval_ms", "250"}, {"flusher_threads", "8"},
       {"uring_queue_depth", "100"},    {"readahead", "0"},
-      {"shrinker_mode", "nonblocking"}, {"kernel_cache", "yes"},
+      {"shrinker_mode", "nonblocking"}, {"kernel_cache", "yes"}, {"fault_injection", "true"},
       {"max_background", "12"},        {"request_threads", "4"},
       {"inode_cache_fraction", "1"},
       {"lock_wait_ms", "0"},           {"log_level", "WARNING"},

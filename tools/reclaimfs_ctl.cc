@@ -11,8 +11,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
-#include "fs/control_client.h"
-#include "fs/mount_options.h"
+#include "fs/daemon/control_client.h"
+#include "fs/daemon/mount_options.h"
 
 namespace {
 

@@ -26,8 +26,8 @@ configure build-asan -Db_sanitize=address,undefined || build_failed=1
 configure build-tsan -Db_sanitize=thread || build_failed=1
 
 ninja -C build -j"$JOBS" || build_failed=1
-ninja -C build-asan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests storage/storage_tests fs/fs_data_tests fs/fs_core_tests fs/fs_config_tests) || build_failed=1
-ninja -C build-tsan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests fs/fs_data_tests fs/fs_core_tests) || build_failed=1
+ninja -C build-asan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests storage/storage_tests fs/cache/fs_data_tests fs/posix/fs_core_tests fs/daemon/fs_config_tests) || build_failed=1
+ninja -C build-tsan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests fs/cache/fs_data_tests fs/posix/fs_core_tests) || build_failed=1
 
 # Leftover mounts from an interrupted run would make integration tests fail.
 grep -o ' /tmp/reclaimfs-[^ ]*' /proc/mounts 2>/dev/null | xargs -r -n1 umount -l 2>/dev/null

@@ -1,5 +1,5 @@
 // The dentry-invalidation worker.
-#include "fs/dentry_invalidator.h"
+#include "fs/cache/dentry_invalidator.h"
 
 namespace reclaimfs::fs {
 

@@ -1,5 +1,5 @@
 // DirtyThrottle: proportional pauses for writers over the dirty limit.
-#include "fs/dirty_throttle.h"
+#include "fs/cache/dirty_throttle.h"
 
 #include <algorithm>
 #include <chrono>

@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <mutex>
 
-#include "fs/file_data.h"
-#include "fs/page_cache.h"
-#include "fs/writeback.h"
+#include "fs/cache/file_data.h"
+#include "fs/cache/page_cache.h"
+#include "fs/cache/writeback.h"
 
 namespace reclaimfs::fs {
 

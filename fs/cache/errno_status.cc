@@ -1,5 +1,5 @@
 // Errno payloads on absl::Status, and the canonical-code fallback.
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 
 #include <cerrno>
 #include <charconv>

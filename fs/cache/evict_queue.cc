@@ -1,5 +1,5 @@
 // The eviction retry queue's worker and its backoff schedule.
-#include "fs/evict_queue.h"
+#include "fs/cache/evict_queue.h"
 
 #include <algorithm>
 

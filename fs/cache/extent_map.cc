@@ -1,5 +1,5 @@
 // ExtentMap: lookups, splitting, merging and the delta of records changed.
-#include "fs/extent_map.h"
+#include "fs/cache/extent_map.h"
 
 #include <algorithm>
 #include <iterator>

@@ -2,7 +2,7 @@
 // write into dirty pages with delayed allocation and dirty throttling,
 // truncate, hole punching, preallocation, sync, seek and eviction — over the
 // page cache (page_cache.h), its shrinker and writeback (writeback.h).
-#include "fs/file_data.h"
+#include "fs/cache/file_data.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,12 +10,12 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "fs/dirty_throttle.h"
-#include "fs/errno_status.h"
-#include "fs/page_cache.h"
-#include "fs/page_cache_shrinker.h"
-#include "fs/page_io.h"
-#include "fs/writeback.h"
+#include "fs/cache/dirty_throttle.h"
+#include "fs/cache/errno_status.h"
+#include "fs/cache/page_cache.h"
+#include "fs/cache/page_cache_shrinker.h"
+#include "fs/cache/page_io.h"
+#include "fs/cache/writeback.h"
 #include "reclaim/scope.h"
 #include "reclaim/sync_point.h"
 

@@ -11,7 +11,7 @@
 #include <shared_mutex>
 #include <string>
 
-#include "fs/error_sequence.h"
+#include "fs/cache/error_sequence.h"
 #include "storage/format.h"
 
 namespace reclaimfs::fs {

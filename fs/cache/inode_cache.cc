@@ -1,10 +1,10 @@
 // The inode cache: stubs, on-demand bodies, the idle LRU and reference counts.
-#include "fs/inode_cache.h"
+#include "fs/cache/inode_cache.h"
 
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 
 namespace reclaimfs::fs {
 

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "fs/inode.h"
+#include "fs/cache/inode.h"
 #include "reclaim/memory_budget.h"
 #include "storage/meta_store.h"
 

@@ -1,5 +1,5 @@
 // Non-blocking eviction of idle inode bodies.
-#include "fs/inode_shrinker.h"
+#include "fs/cache/inode_shrinker.h"
 
 #include <mutex>
 #include <optional>

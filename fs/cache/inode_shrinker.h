@@ -12,10 +12,10 @@
 #include <cstdint>
 #include <string>
 
-#include "fs/dentry_invalidator.h"
-#include "fs/evict_queue.h"
-#include "fs/file_data.h"
-#include "fs/inode_cache.h"
+#include "fs/cache/dentry_invalidator.h"
+#include "fs/cache/evict_queue.h"
+#include "fs/cache/file_data.h"
+#include "fs/cache/inode_cache.h"
 #include "reclaim/memory_budget.h"
 #include "reclaim/shrinker.h"
 

@@ -2,7 +2,7 @@
 // hashed condition variables (like Linux's page_waitqueue) so a page costs no
 // more than a word of state; kPageWaiters lets the waker skip the queue when
 // nobody sleeps.
-#include "fs/page.h"
+#include "fs/cache/page.h"
 
 #include <condition_variable>
 #include <functional>

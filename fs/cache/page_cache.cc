@@ -1,6 +1,6 @@
 // PageCache: page lookup and creation, the budget charge of every page, the
 // two-list LRU and the dirty/writeback counters.
-#include "fs/page_cache.h"
+#include "fs/cache/page_cache.h"
 
 #include <cstdlib>
 #include <cstring>

@@ -24,9 +24,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "fs/extent_map.h"
-#include "fs/page.h"
-#include "fs/page_pool.h"
+#include "fs/cache/extent_map.h"
+#include "fs/cache/page.h"
+#include "fs/cache/page_pool.h"
 #include "reclaim/memory_manager.h"
 #include "storage/meta_store.h"
 

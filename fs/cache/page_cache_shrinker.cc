@@ -1,9 +1,9 @@
 // PageCacheShrinker: Count and Scan over the page cache's LRU.
-#include "fs/page_cache_shrinker.h"
+#include "fs/cache/page_cache_shrinker.h"
 
 #include <algorithm>
 
-#include "fs/writeback.h"
+#include "fs/cache/writeback.h"
 #include "reclaim/scope.h"
 
 namespace reclaimfs::fs {

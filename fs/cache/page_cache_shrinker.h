@@ -8,8 +8,8 @@
 
 #include <string>
 
-#include "fs/file_data.h"
-#include "fs/page_cache.h"
+#include "fs/cache/file_data.h"
+#include "fs/cache/page_cache.h"
 #include "reclaim/shrinker.h"
 
 namespace reclaimfs::fs {

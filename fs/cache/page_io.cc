@@ -1,10 +1,10 @@
 // SubmitPageReads / ReadPageSync.
-#include "fs/page_io.h"
+#include "fs/cache/page_io.h"
 
 #include <cstring>
 #include <memory>
 
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 
 namespace reclaimfs::fs {
 

@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "fs/extent_map.h"
-#include "fs/page_cache.h"
+#include "fs/cache/extent_map.h"
+#include "fs/cache/page_cache.h"
 #include "storage/block_device.h"
 
 namespace reclaimfs::fs {

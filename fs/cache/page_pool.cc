@@ -1,5 +1,5 @@
 // Page buffer pool: 2 MiB-aligned anonymous chunks, a free list, a bump pointer.
-#include "fs/page_pool.h"
+#include "fs/cache/page_pool.h"
 
 #include <sys/mman.h>
 

@@ -1,6 +1,6 @@
 // Writeback: controller, flusher jobs, pageout work and the write of a page
 // set with delayed allocation and one metadata commit.
-#include "fs/writeback.h"
+#include "fs/cache/writeback.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +12,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 #include "reclaim/scope.h"
 #include "reclaim/sync_point.h"
 #include "spdlog/spdlog.h"

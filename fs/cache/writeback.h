@@ -27,8 +27,8 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "absl/status/status.h"
-#include "fs/file_data.h"
-#include "fs/page_cache.h"
+#include "fs/cache/file_data.h"
+#include "fs/cache/page_cache.h"
 #include "storage/allocator.h"
 #include "storage/block_device.h"
 #include "storage/meta_store.h"

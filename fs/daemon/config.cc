@@ -1,7 +1,7 @@
 // Config keys: a table of (name, how to set it, how to print it). Each key's
 // setter accepts both a TOML value and the text of an `-o key=value`
 // override, so the file and the command line share one set of rules.
-#include "fs/config.h"
+#include "fs/daemon/config.h"
 
 #include <cerrno>
 #include <cmath>

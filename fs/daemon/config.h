@@ -11,7 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "fs/filesystem.h"
+#include "fs/posix/filesystem.h"
 
 namespace reclaimfs::fs {
 

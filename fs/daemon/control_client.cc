@@ -1,5 +1,5 @@
 // Control socket client: plain sockets, blocking, one request.
-#include "fs/control_client.h"
+#include "fs/daemon/control_client.h"
 
 #include <sys/socket.h>
 #include <sys/time.h>

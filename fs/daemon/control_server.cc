@@ -1,6 +1,6 @@
 // Control socket server. One io_context on one thread; each connection reads
 // a line (bounded), dispatches it, writes the reply and closes.
-#include "fs/control_server.h"
+#include "fs/daemon/control_server.h"
 
 #include <sys/stat.h>
 #include <sys/un.h>

@@ -1,5 +1,5 @@
 // fork + pipe daemonization.
-#include "fs/mount_daemon.h"
+#include "fs/daemon/mount_daemon.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -2,7 +2,7 @@
 // `reclaimfs STORE MOUNTPOINT -o opts` (possibly several -o), and mount(8)
 // and fstab add options of their own, so anything they may pass is accepted;
 // only options nobody could mean are errors.
-#include "fs/mount_options.h"
+#include "fs/daemon/mount_options.h"
 
 #include <sys/mount.h>
 
@@ -13,7 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "fs/config.h"
+#include "fs/daemon/config.h"
 
 namespace reclaimfs::fs {
 namespace {

@@ -2,7 +2,7 @@
 // flags (nosuid, nodev, noexec, ...) with the ones passed, so the current
 // flags are read from the mount table and carried over unless the request
 // changes them. FUSE ignores mount data on remount, so none is passed.
-#include "fs/mount_remount.h"
+#include "fs/daemon/mount_remount.h"
 
 #include <sys/mount.h>
 
@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "fs/mount_table.h"
+#include "fs/daemon/mount_table.h"
 
 namespace reclaimfs::fs {
 

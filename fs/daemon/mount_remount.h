@@ -5,7 +5,7 @@
 #pragma once
 
 #include "absl/status/status.h"
-#include "fs/mount_options.h"
+#include "fs/daemon/mount_options.h"
 
 namespace reclaimfs::fs {
 

@@ -1,7 +1,7 @@
 // mountinfo parsing. Line format (proc(5)):
 //   id parent major:minor root mount_point mount_options [tags...] - fstype source super_options
 // with space, tab, newline and backslash in paths escaped as \ooo octal.
-#include "fs/mount_table.h"
+#include "fs/daemon/mount_table.h"
 
 #include <sys/mount.h>
 

@@ -1,13 +1,13 @@
 // Remount detection: poll(2) on /proc/self/mountinfo reports POLLPRI when
 // the mount table changes; the 200 ms timeout bounds the delay regardless.
-#include "fs/mount_watcher.h"
+#include "fs/daemon/mount_watcher.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "fs/mount_table.h"
+#include "fs/daemon/mount_table.h"
 #include "spdlog/spdlog.h"
 
 namespace reclaimfs::fs {

@@ -2,7 +2,7 @@
 // replies; errors become errno only here (ToErrno). A reply the kernel did
 // not take (the request was interrupted) gives back what the call acquired:
 // lookup references, open handles.
-#include "fs/fuse_adapter.h"
+#include "fs/fuse/fuse_adapter.h"
 
 #include <fcntl.h>
 #include <sys/statvfs.h>
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "fs/errno_status.h"
-#include "fs/fuse_api.h"
+#include "fs/cache/errno_status.h"
+#include "fs/fuse/fuse_api.h"
 #include "spdlog/spdlog.h"
 
 namespace reclaimfs::fs {

@@ -9,9 +9,9 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "fs/filesystem.h"
-#include "fs/fuse_channel.h"
-#include "fs/fuse_invalidator.h"
+#include "fs/fuse/fuse_channel.h"
+#include "fs/fuse/fuse_invalidator.h"
+#include "fs/posix/filesystem.h"
 
 struct fuse_lowlevel_ops;
 struct fuse_session;

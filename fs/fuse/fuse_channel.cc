@@ -1,7 +1,7 @@
 // INIT request/reply inspection on the raw FUSE protocol. Struct layouts come
 // from the kernel ABI header; the flags2 bit is defined here because the
 // installed header predates it.
-#include "fs/fuse_channel.h"
+#include "fs/fuse/fuse_channel.h"
 
 #include <linux/fuse.h>
 #include <unistd.h>

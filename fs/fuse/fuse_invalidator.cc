@@ -1,9 +1,9 @@
 // The invalidation worker: a queue and one thread.
-#include "fs/fuse_invalidator.h"
+#include "fs/fuse/fuse_invalidator.h"
 
 #include <cerrno>
 
-#include "fs/fuse_api.h"
+#include "fs/fuse/fuse_api.h"
 #include "spdlog/spdlog.h"
 
 namespace reclaimfs::fs {

@@ -1,5 +1,5 @@
 // Attributes: from inode records, and to struct stat.
-#include "fs/attributes.h"
+#include "fs/posix/attributes.h"
 
 #include <cstring>
 

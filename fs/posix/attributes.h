@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "fs/filesystem.h"
+#include "fs/posix/filesystem.h"
 #include "storage/format.h"
 
 namespace reclaimfs::fs {

@@ -3,7 +3,7 @@
 // statistics, and the eviction work the retry queue runs. The namespace,
 // file and xattr operations live in namespace_ops.cc, file_ops.cc and
 // xattr_ops.cc.
-#include "fs/filesystem.h"
+#include "fs/posix/filesystem.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "fs/attributes.h"
-#include "fs/errno_status.h"
-#include "fs/filesystem_impl.h"
-#include "fs/permissions.h"
+#include "fs/cache/errno_status.h"
+#include "fs/posix/attributes.h"
+#include "fs/posix/filesystem_impl.h"
+#include "fs/posix/permissions.h"
 #include "reclaim/scope.h"
 #include "spdlog/spdlog.h"
 

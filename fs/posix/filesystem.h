@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "fs/file_data.h"
+#include "fs/cache/file_data.h"
 #include "reclaim/memory_manager.h"
 #include "storage/format.h"
 #include "storage/meta_store.h"

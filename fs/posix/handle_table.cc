@@ -1,5 +1,5 @@
 // The handle table.
-#include "fs/handle_table.h"
+#include "fs/posix/handle_table.h"
 
 #include <fcntl.h>
 

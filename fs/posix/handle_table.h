@@ -8,7 +8,7 @@
 #include <optional>
 #include <unordered_map>
 
-#include "fs/error_sequence.h"
+#include "fs/cache/error_sequence.h"
 
 namespace reclaimfs::fs {
 

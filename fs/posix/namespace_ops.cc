@@ -13,11 +13,11 @@
 #include <optional>
 #include <vector>
 
-#include "fs/errno_status.h"
-#include "fs/filesystem.h"
-#include "fs/filesystem_impl.h"
-#include "fs/permissions.h"
-#include "fs/status_macros.h"
+#include "fs/cache/errno_status.h"
+#include "fs/posix/filesystem.h"
+#include "fs/posix/filesystem_impl.h"
+#include "fs/posix/permissions.h"
+#include "fs/posix/status_macros.h"
 
 namespace reclaimfs::fs {
 

@@ -1,5 +1,5 @@
 // Permission checks, ownership of new inodes, set-id clearing.
-#include "fs/permissions.h"
+#include "fs/posix/permissions.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 
 namespace reclaimfs::fs {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "fs/filesystem.h"
+#include "fs/posix/filesystem.h"
 #include "storage/format.h"
 
 namespace reclaimfs::fs {

@@ -1,5 +1,5 @@
 // Timestamps and the atime policy.
-#include "fs/timestamps.h"
+#include "fs/posix/timestamps.h"
 
 #include <time.h>
 

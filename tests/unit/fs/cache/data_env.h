@@ -19,7 +19,7 @@
 
 #include <sys/stat.h>
 
-#include "fs/file_data.h"
+#include "fs/cache/file_data.h"
 #include "gtest/gtest.h"
 #include "reclaim/memory_manager.h"
 #include "storage/allocator.h"

@@ -1,6 +1,6 @@
 // ExtentMap: lookups, merging of adjacent runs, unwritten conversion and
 // unmapping with splits, and the records the delta puts into a batch.
-#include "fs/extent_map.h"
+#include "fs/cache/extent_map.h"
 
 #include "gtest/gtest.h"
 

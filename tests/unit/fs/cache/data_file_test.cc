@@ -6,7 +6,7 @@
 #include <string>
 
 #include "data_env.h"
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 #include "gtest/gtest.h"
 
 namespace reclaimfs::fs::testing {

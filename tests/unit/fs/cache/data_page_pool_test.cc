@@ -1,5 +1,5 @@
 // PagePool: aligned slots, reuse before growth, trimming idle chunks.
-#include "fs/page_pool.h"
+#include "fs/cache/page_pool.h"
 
 #include <cstdint>
 #include <cstring>

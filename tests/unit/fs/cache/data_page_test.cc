@@ -1,5 +1,5 @@
 // Page lock, bounded waits and writeback waits.
-#include "fs/page.h"
+#include "fs/cache/page.h"
 
 #include <atomic>
 #include <chrono>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "data_env.h"
-#include "fs/extent_map.h"
+#include "fs/cache/extent_map.h"
 #include "gtest/gtest.h"
 #include "reclaim/sync_point.h"
 

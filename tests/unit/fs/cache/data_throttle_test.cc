@@ -1,7 +1,7 @@
 // The dirty throttle's delay curve: nothing below the dirty limit, rising
 // in proportion between the limit and the hard limit, capped at the maximum
 // pause from there on.
-#include "fs/dirty_throttle.h"
+#include "fs/cache/dirty_throttle.h"
 
 #include "gtest/gtest.h"
 

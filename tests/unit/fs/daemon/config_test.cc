@@ -2,7 +2,7 @@
 // suffixes, each bad value and unknown key naming the key, overrides beating
 // the file, and the mapping onto FilesystemOptions. Also the daemon's
 // command-line option sorting, which feeds the overrides.
-#include "fs/config.h"
+#include "fs/daemon/config.h"
 
 #include <sys/mount.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/mount_options.h"
+#include "fs/daemon/mount_options.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -3,7 +3,7 @@
 // errors, lookup counts, readdir offsets, rename, permissions, times,
 // persistence, orphans, the inode cache and its shrinker, the eviction retry
 // queue, xattrs, statfs, large sparse files and read-only mounts.
-#include "fs/filesystem.h"
+#include "fs/posix/filesystem.h"
 
 #include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
 #include <fcntl.h>
@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "fs/errno_status.h"
+#include "fs/cache/errno_status.h"
 #include "gtest/gtest.h"
 #include "storage/allocator.h"
 #include "storage/meta_store.h"

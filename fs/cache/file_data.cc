@@ -84,6 +84,7 @@ struct FileData::Impl {
   absl::Status WriteOnePage(FileState* fs, uint64_t index, uint32_t from, uint32_t to, const char* src);
   absl::Status DropPages(FileState* fs, uint64_t first, uint64_t end);
   absl::Status ZeroInPage(FileState* fs, uint64_t index, uint32_t from, uint32_t to);
+  absl::Status ZeroPastEof(const std::shared_ptr<FileState>& fs, uint64_t old_size, uint64_t new_end);
   absl::Status CommitUnmap(FileState* fs, uint64_t first, uint64_t end);
   bool IsData(FileState* fs, uint64_t block);  // fs->mu held
 
@@ -377,6 +378,23 @@ absl::Status FileData::Impl::ZeroInPage(FileState* fs, uint64_t index, uint32_t 
   return s;
 }
 
+// Bytes past the end of file in its last block are not kept zero on disk (a
+// shrink whose zeroing page was lost in a crash, a write that failed after
+// its first page): before the file grows over them, they become zeros, and
+// reach the disk before any commit can record the larger size (the caller
+// raises the size after this returns).
+absl::Status FileData::Impl::ZeroPastEof(const std::shared_ptr<FileState>& fs, uint64_t old_size,
+                                         uint64_t new_end) {
+  if (new_end <= old_size || old_size % ps == 0) return absl::OkStatus();
+  const uint64_t index = old_size / ps;
+  const uint64_t to = std::min<uint64_t>(ps, new_end - index * ps);
+  if (absl::Status s = ZeroInPage(fs.get(), index, static_cast<uint32_t>(old_size % ps), static_cast<uint32_t>(to));
+      !s.ok()) {
+    return s;
+  }
+  return writeback.WriteRangeAndWait(fs, index, index + 1);
+}
+
 absl::Status FileData::Impl::CommitUnmap(FileState* fs, uint64_t first, uint64_t end) {
   storage::MetaStore::Batch batch;
   return meta->Commit(batch, false, [&](storage::MetaStore::Batch& b) -> absl::Status {
@@ -441,14 +459,21 @@ absl::StatusOr<size_t> FileData::Read(uint64_t ino, uint64_t file_size, uint64_t
 
 absl::Status FileData::Write(uint64_t ino, uint64_t file_size, uint64_t off, const char* data,
                              size_t len) {
+  if (off > file_size) {  // the gap from the old end of file reads as zeros
+    std::shared_ptr<FileState> fs = impl_->cache.GetFile(ino);
+    if (absl::Status s = impl_->cache.EnsureExtents(fs.get()); !s.ok()) return s;
+    if (absl::Status s = impl_->ZeroPastEof(fs, file_size, off); !s.ok()) return s;
+  }
   return impl_->Write(ino, off, data, len);
 }
 
 absl::Status FileData::Truncate(uint64_t ino, uint64_t old_size, uint64_t new_size) {
-  if (new_size >= old_size) return absl::OkStatus();  // growing leaves a hole
+  if (new_size == old_size) return absl::OkStatus();
   Impl& d = *impl_;
   std::shared_ptr<FileState> fs = d.cache.GetFile(ino);
   if (absl::Status s = d.cache.EnsureExtents(fs.get()); !s.ok()) return s;
+  // Growing leaves a hole, and zeros where the old last block ended.
+  if (new_size > old_size) return d.ZeroPastEof(fs, old_size, new_size);
   const uint64_t first_drop = DivUp(new_size, d.ps);
   absl::Status s = d.DropPages(fs.get(), first_drop, UINT64_MAX);
   RECLAIMFS_SYNC_POINT("PageCache::Truncate:AfterDrop");

@@ -184,12 +184,17 @@ void Writeback::RunFileJob(const std::shared_ptr<FileState>& fs, JobKind kind) {
 }
 
 absl::Status Writeback::WriteAndWait(const std::shared_ptr<FileState>& fs) {
+  return WriteRangeAndWait(fs, 0, UINT64_MAX);
+}
+
+absl::Status Writeback::WriteRangeAndWait(const std::shared_ptr<FileState>& fs, uint64_t first,
+                                          uint64_t end) {
   reclaim::ScopedReclaimFlags scope(kWritebackScope);
   stats_.sync_jobs.fetch_add(1, std::memory_order_relaxed);
-  absl::Status s = WriteFile(fs, 0, UINT64_MAX);
+  absl::Status s = WriteFile(fs, first, end);
   // Every writer of this file holds wb_lock until its pages finish, so after
   // WriteFile nothing should remain; wait anyway in case of a straggler.
-  for (Page* p : cache_->FindRange(fs.get(), 0, UINT64_MAX)) {
+  for (Page* p : cache_->FindRange(fs.get(), first, end)) {
     if (p->Test(kPageWriteback) && !p->WaitWriteback(kWbLockWait)) {
       stats_.lock_timeouts.fetch_add(1, std::memory_order_relaxed);
       if (s.ok()) s = absl::DeadlineExceededError("writeback did not finish");

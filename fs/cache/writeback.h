@@ -13,6 +13,14 @@
 // commit (extents + allocation + inode record) — data before the metadata
 // that points at it; then end writeback and signal reclaim's progress event.
 // All of it runs in a kScopeNoFs | kScopeMayUseReserve scope.
+//
+// Owns the controller thread, the flusher pool (flusher_threads) and the
+// pageout queue. Kick and QueuePageout are called from any thread, shrinkers
+// included, and never block; WriteAndWait from fsync, eviction and shutdown;
+// PageoutNow only from the blocking-mode shrinker. Flusher waits are each
+// bounded: a page lock 10 s, the file's wb_lock 60 s, one page set's IO
+// 120 s (after which the completion finishes the set); a sync of a large
+// file waits for its page sets in turn.
 #pragma once
 
 #include <atomic>
@@ -74,6 +82,8 @@ class Writeback {
 
   // Writes every dirty page of the file and waits for it (sync work).
   absl::Status WriteAndWait(const std::shared_ptr<FileState>& fs);
+  // The same for the pages in [first, end) only.
+  absl::Status WriteRangeAndWait(const std::shared_ptr<FileState>& fs, uint64_t first, uint64_t end);
 
   const WritebackStats& stats() const { return stats_; }
   std::string StatsText() const;

@@ -40,7 +40,12 @@ absl::Status Filesystem::Impl::TruncateLocked(Inode* inode, uint64_t new_size, u
     std::lock_guard a(inode->attr_mu);
     old_size = inode->body->rec.size;
   }
-  if (new_size != old_size) {
+  if (new_size > old_size) {
+    // Growing: FileData zeroes the old last block's tail on disk first; only
+    // then may a commit carry the larger size.
+    RFS_RETURN_IF_ERROR(data->Truncate(inode->ino, old_size, new_size));
+    Mutate(inode, [&](InodeRecord& r) { r.size = new_size; });
+  } else if (new_size < old_size) {
     // The new size is in memory first, so the record FileData commits with
     // the freed extents already carries it.
     Mutate(inode, [&](InodeRecord& r) { r.size = new_size; });
@@ -275,6 +280,11 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
         allocated = s.data->Preallocate(ino, off, len);
       }
       RFS_RETURN_IF_ERROR(allocated);
+    }
+    if (mode == 0) {
+      // Growing the file: the old last block's tail must read as zeros.
+      const uint64_t size_now = SnapshotSizeAndMode(ref.get()).size;
+      if (off + len > size_now) RFS_RETURN_IF_ERROR(s.data->Truncate(ino, size_now, off + len));
     }
     const storage::Timespec now = Now();
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {

@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -243,6 +244,45 @@ TEST_F(EnospcTest, SpaceOfAnUnlinkedFileIsBackAtOnce) {
     ASSERT_EQ(write(again.get(), chunk.data(), chunk.size()), static_cast<ssize_t>(kChunk))
         << "write right after the unlink: " << strerror(errno);
     ASSERT_SYS_OK(fsync(again.get()));
+  }
+}
+
+// Bytes past the end of file on disk are not guaranteed to be zero (a shrink
+// whose zeroing was lost in a crash, a write that failed halfway). Growing
+// the file must expose zeros there, never old data.
+TEST_F(DurabilityTest, GrowingAFileNeverExposesOldBytes) {
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string f = Path("grow" + std::to_string(round));
+    {
+      UniqueFd fd = Open(f, O_CREAT | O_WRONLY);
+      const std::string a(8192, 'A');
+      PwriteAll(fd.get(), a.data(), a.size(), 0);
+      ASSERT_SYS_OK(fsync(fd.get()));
+      ASSERT_SYS_OK(ftruncate(fd.get(), 1000));  // not synced: its zeroing may be lost
+    }
+    KillDaemon9();
+    Mount();
+    const off_t size_after_kill = Stat(f).st_size;
+    ASSERT_TRUE(size_after_kill == 1000 || size_after_kill == 8192) << size_after_kill;
+    if (size_after_kill != 1000) continue;
+    {
+      UniqueFd fd = Open(f, O_WRONLY);
+      switch (round) {
+        case 0: ASSERT_SYS_OK(ftruncate(fd.get(), 8192)); break;              // truncate up
+        case 1: PwriteAll(fd.get(), "z", 1, 8191); break;                       // write past EOF
+        case 2: ASSERT_SYS_OK(fallocate(fd.get(), 0, 0, 8192)); break;         // preallocate past EOF
+      }
+      ASSERT_SYS_OK(fsync(fd.get()));
+    }
+    for (int pass = 0; pass < 2; ++pass) {
+      const std::string got = ReadFile(f);
+      ASSERT_EQ(got.size(), 8192u);
+      EXPECT_EQ(got.substr(0, 1000), std::string(1000, 'A'));
+      const size_t stale = std::count(got.begin() + 1000, got.begin() + 8191, 'A');
+      EXPECT_EQ(stale, 0u) << "old bytes past the old end of file came back (pass " << pass << ")";
+      if (pass == 0) Remount();
+    }
   }
 }
 

@@ -8,6 +8,10 @@
 // the total dirtying rate does not grow with the number of writers. A pause
 // ends early once writeback brings dirty memory back under start (the
 // progress event), and every pause is recorded in the reclaim stats.
+//
+// Called by writers (request threads) after a write. Balance sleeps at most
+// max_dirty_pause_ms per pause; above the hard limit a writer keeps pausing
+// for at most 30 s in all. Holds its own mutex only to space the pauses.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,6 @@
 // Errors are absl::Status values inside reclaimfs; the POSIX errno travels as
-// a payload so the FUSE boundary can answer the exact errno.
+// a payload so the FUSE boundary can answer the exact errno. Stateless; any
+// thread; never blocks.
 #pragma once
 
 #include <string_view>

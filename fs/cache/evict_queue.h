@@ -4,6 +4,11 @@
 // each, with per-inode exponential backoff when it must be retried. It is
 // not reclaim: the work may block on IO. Unmount drains it: every queued
 // eviction runs (in final mode) before the store closes.
+//
+// Owns the queue and its thread. Add is called from any thread (the inode
+// shrinker included) and only takes the queue mutex. Drain waits until every
+// item is done or given up (at most final_attempts retries each); Flush
+// waits at most `bound`.
 #pragma once
 
 #include <atomic>

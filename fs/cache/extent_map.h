@@ -5,7 +5,8 @@
 //
 // Its memory is charged to the budget it is given (force-charged: it changes
 // under the file mutex, where reclaim may not run), so a fragmented file's
-// map counts against the cache like its pages do.
+// map counts against the cache like its pages do. Never blocks and does no
+// IO: the caller loads the records and commits the delta.
 #pragma once
 
 #include <cstdint>

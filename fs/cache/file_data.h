@@ -1,7 +1,16 @@
 // File data: the page cache, writeback and the mapping of file blocks to the
-// data file. The POSIX layer (filesystem.h) calls it with the inode's io lock
-// held (exclusive for Write/Truncate/PunchHole/Preallocate, shared for Read)
-// and owns sizes and times; FileData owns pages, extents and reservations.
+// data file. The POSIX layer (fs/posix/filesystem.h) calls it with the
+// inode's io lock held (exclusive for Write/Truncate/PunchHole/Preallocate,
+// shared for Read) and owns sizes and times; FileData owns pages, extents and
+// reservations, the flushers and the page-cache shrinker.
+//
+// Threads: request threads; the eviction thread (Evict, Deallocate); the
+// main thread (Start, Shutdown). Blocking: a page charge may enter bounded
+// direct reclaim; Read waits for its pages' IO; data-path page waits are
+// bounded (lock 30 s, writeback 60 s); Write may be paused by the dirty
+// throttle (dirty_throttle.h); a Write past the end of file and a growing
+// Truncate write back the old last page and wait for it; Sync, SyncAll and
+// Shutdown wait for writeback (writeback.h); Evict(nonblocking) never waits.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,10 @@
 // request, an open file or the eviction queue) refers to the node id, and a
 // heavy body (the inode record) that the inode-cache shrinker may drop and
 // the cache reloads from the metadata store on demand.
+//
+// Owned by the InodeCache; any thread may use an inode while it holds a pin
+// (InodeRef). attr_mu is a leaf lock; io_mu is held across data IO, so
+// reclaim only try_locks it.
 #pragma once
 
 #include <cstdint>

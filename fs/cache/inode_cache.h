@@ -11,6 +11,12 @@
 //
 // Lock order: MetaStore commit lock -> cache mutex -> Inode::attr_mu. The
 // cache mutex is never held across IO or a memory charge.
+//
+// Owns the stubs and bodies. Called by request threads, the eviction thread,
+// the inode shrinker (reclaim) and the flushers (the POSIX layer's
+// AddInodeRecord). Get may read the record from the metadata store and,
+// with kMayReclaim, enter bounded direct reclaim, with no lock held;
+// everything else takes only the cache mutex and attr_mu.
 #pragma once
 
 #include <atomic>

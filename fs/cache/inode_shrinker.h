@@ -5,7 +5,8 @@
 // held across IO (io locks are only try_locked). When the cache holds more
 // than its share of the budget it also asks the kernel, through the dentry
 // invalidator's worker, to drop dentries of the nodes it evicted, so the
-// kernel forgets them and their stubs can go too.
+// kernel forgets them and their stubs can go too. Called by the reclaim
+// core: kswapd and any thread in direct reclaim.
 #pragma once
 
 #include <atomic>

@@ -9,6 +9,11 @@
 //    locked, the file mutex and the LRU mutex held.
 //  - A page is freed (and uncharged) when its last reference goes; the file
 //    index holds one reference while the page is attached.
+//
+// Owns its flags and reference count; the buffer comes from the PagePool and
+// the PageCache creates and frees pages. Any thread. Flag, reference and
+// TryLock operations never wait; Lock and WaitWriteback sleep at most their
+// timeout.
 #pragma once
 
 #include <atomic>

@@ -10,6 +10,12 @@
 // FileState::mu and lru_mu_ are leaf locks: never held across IO, page-lock
 // waits or budget charges. Reclaim takes page locks and FileState::mu only
 // with try-lock.
+//
+// Owns every Page and FileState and the LRU lists. Called by request threads
+// (through FileData), the flushers, and reclaim (kswapd and any thread in
+// direct reclaim, through PageCacheShrinker). FindOrCreate may enter bounded
+// direct reclaim and EnsureExtents reads the metadata store, both with no
+// lock held; everything else takes only leaf locks and never waits for IO.
 #pragma once
 
 #include <atomic>

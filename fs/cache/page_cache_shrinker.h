@@ -4,6 +4,11 @@
 // asks the reclaim core to back off when what it saw needs IO to finish.
 // Blocking mode exists only to benchmark against the old design: it writes
 // dirty pages itself and waits for the IO.
+//
+// Owns nothing (the pages are the PageCache's). Called by the reclaim core:
+// kswapd and any thread in direct reclaim, possibly at once. In non-blocking
+// mode Scan never waits for IO or for a lock held across it: page and file
+// locks are try-locked, only leaf locks (LRU, pageout queue) are taken.
 #pragma once
 
 #include <string>

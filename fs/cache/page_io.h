@@ -4,6 +4,9 @@
 // The completion (on the device's completion thread; it never blocks) marks
 // each page uptodate or failed and unlocks it, so a reader waits for a page
 // by locking it — the same wait for its own reads and for readahead.
+//
+// Called by readers (request threads, under the inode's io lock).
+// SubmitPageReads only submits; ReadPageSync waits for its one read.
 #pragma once
 
 #include <cstdint>

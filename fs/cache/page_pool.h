@@ -8,6 +8,10 @@
 // handed out, so the resident size of the pool never exceeds the largest
 // number of pages that were in use at once, which the budget bounds. Trim()
 // gives wholly free chunks back to the system (after the budget shrinks).
+//
+// Owns the chunks. Any thread: one mutex guards everything; Allocate may
+// mmap a chunk, and Trim walks the free list and unmaps chunks, while holding
+// it. Nothing else waits. The caller charges the budget; the pool does not.
 #pragma once
 
 #include <cstddef>

@@ -16,7 +16,8 @@
 //
 // Owns the controller thread, the flusher pool (flusher_threads) and the
 // pageout queue. Kick and QueuePageout are called from any thread, shrinkers
-// included, and never block; WriteAndWait from fsync, eviction and shutdown;
+// included, and never block; WriteAndWait and WriteRangeAndWait from fsync,
+// eviction, shutdown and a request growing a file (its old last page);
 // PageoutNow only from the blocking-mode shrinker. Flusher waits are each
 // bounded: a page lock 10 s, the file's wb_lock 60 s, one page set's IO
 // 120 s (after which the completion finishes the set); a sync of a large

@@ -2,6 +2,10 @@
 // flat TOML file and from `-o key=value` overrides, validation, and the
 // mapping onto FilesystemOptions. A pure library (no FUSE, no I/O besides
 // reading the file) so it is unit-tested on its own.
+//
+// Stateless functions over the caller's Config: the main thread at startup,
+// and ConfigText from the control-socket thread (on a Config nobody changes
+// after startup). Only ApplyConfigFile does IO, reading the file.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,7 @@
 // The client side of the control socket: where a mount's socket lives and
 // how to send it one command. Used by reclaimfs-ctl; no FUSE, no filesystem.
+// Stateless; any thread. SendControlCommand blocks: connecting, each send
+// and each read wait at most 10 s (socket timeouts).
 #pragma once
 
 #include <string>

@@ -3,6 +3,12 @@
 // line, "command [args...]"; the server replies with text and closes.
 // Commands live in a table, so live tuning ("set key value") is one more
 // entry.
+//
+// Owns the socket file and one thread, which accepts, reads and runs the
+// handlers one at a time (a slow handler delays the other clients; reading
+// and writing are asynchronous, so a silent client delays nobody).
+// AddCommand, Start and Stop run on the main thread; Stop joins the thread,
+// waiting for a handler that is running.
 #pragma once
 
 #include <functional>

@@ -4,6 +4,9 @@
 // exits with the child's verdict. So `reclaimfs STORE MNT` (and mount(8))
 // returns only when the mount works, and every startup error is printed and
 // turned into exit status 1 before anything detaches.
+//
+// Main thread only; Begin before any other thread exists. In the parent,
+// Begin waits, unbounded, until the child reports or exits.
 #pragma once
 
 namespace reclaimfs::fs {

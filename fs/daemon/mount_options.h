@@ -2,6 +2,8 @@
 // [-f] [-d] [-s]`, and the sorting of mount options into what goes to the
 // kernel (through libfuse), what the filesystem itself honours, config
 // overrides, and what mount(8)/fstab pass that must simply be ignored.
+// Stateless; the main thread at startup (and reclaimfs-ctl). The only
+// filesystem access is AbsoluteMountPath resolving the parent directory.
 #pragma once
 
 #include <cstdint>

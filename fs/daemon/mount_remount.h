@@ -1,7 +1,8 @@
 // `reclaimfs STORE MOUNTPOINT -o remount,ro|rw`: changes the flags of the
 // existing mount with mount(2) MS_REMOUNT and returns. No second daemon is
 // ever started for a remount; the running daemon notices the change through
-// its MountWatcher.
+// its MountWatcher. Runs on the main thread of the `-o remount` process:
+// reads the mount table and blocks in mount(2) until the kernel applied it.
 #pragma once
 
 #include "absl/status/status.h"

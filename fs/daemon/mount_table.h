@@ -2,6 +2,7 @@
 // at a mount point and its flags. Used by `-o remount` and by the daemon's
 // watch for remounts, neither of which may call into the filesystem itself
 // (statvfs on our own mount point would be a request to ourselves).
+// Stateless; any thread; ReadMountTable reads the /proc file, nothing else.
 #pragma once
 
 #include <cstdint>

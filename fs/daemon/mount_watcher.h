@@ -5,6 +5,10 @@
 // waits for mount-table change events on /proc/self/mountinfo, re-reading
 // it at least every 200 ms in case an event is missed. Per-request checks
 // would cost a mountinfo read (or a statvfs into ourselves) per operation.
+//
+// Owns its thread. Start and Stop run on the main thread; Stop joins the
+// thread, so it waits for an on_change that is running (a flush of the
+// filesystem when it goes read-only).
 #pragma once
 
 #include <atomic>
@@ -18,7 +22,8 @@ namespace reclaimfs::fs {
 
 class MountWatcher {
  public:
-  // `on_change(read_only)` runs on the watcher's thread.
+  // `on_change(read_only)` runs on the watcher's thread, or on the thread
+  // calling CheckNow().
   MountWatcher(std::string mount_point, std::string source, bool initially_read_only,
                std::function<void(bool read_only)> on_change);
   ~MountWatcher();  // Stop()

@@ -1,6 +1,13 @@
 // The FUSE adapter: libfuse low-level requests -> Filesystem calls -> replies.
 // It owns the translation only (attributes to struct stat, status to errno,
-// reply buffers, INIT capabilities); POSIX semantics live in Filesystem.
+// reply buffers, INIT capabilities), the /dev/fuse channel and the
+// invalidation worker; POSIX semantics live in Filesystem.
+//
+// Threads: libfuse's session loop calls the operations from up to
+// request_threads worker threads at once; each blocks as long as the
+// Filesystem call it makes (fs/posix/filesystem.h). The main thread attaches
+// the channel and starts and stops the invalidator; StopInvalidator may wait
+// its grace period (fuse_invalidator.h).
 #pragma once
 
 #include <atomic>

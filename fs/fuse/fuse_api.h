@@ -3,6 +3,7 @@
 // It must be at least 3.12: below that, fuse_session_loop_mt() takes the old
 // config struct, and a config from fuse_loop_cfg_create() is misread (as
 // clone_fd on, one short-lived thread per request).
+// Declarations only: no state, nothing to call.
 #pragma once
 
 #define FUSE_USE_VERSION 312

@@ -10,6 +10,10 @@
 // patch exactly that one reply (matched by the INIT request's `unique`),
 // leaving the rest of libfuse's protocol handling alone. Everything else
 // passes through unchanged.
+//
+// Called by libfuse's session-loop threads at once; no locks (atomics only).
+// Read blocks in read(2) until the kernel has a request or the session
+// ends; Writev blocks as writev(2) on /dev/fuse does.
 #pragma once
 
 #include <sys/types.h>

@@ -1,4 +1,5 @@
 // Attributes as the POSIX layer reports them, built from an inode record.
+// Stateless; any thread; never blocks.
 #pragma once
 
 #include <cstdint>

@@ -1,9 +1,23 @@
 // The POSIX layer: namespace and attribute semantics over the metadata store,
 // the inode cache and FileData. Independent of FUSE: unit tests drive it
-// directly and fs/fuse_* translate requests and errno. Node ids are inode
+// directly and fs/fuse/ translates requests and errno. Node ids are inode
 // numbers (root = 1). Every call that returns Attributes for a new reference
 // (Lookup, Mknod, Mkdir, Symlink, Link, Create, accepted readdirplus entries)
 // adds one to the node's lookup count, which Forget() takes back.
+//
+// Owns, for the life of the mount, the store, the memory manager (and its
+// kswapd), the caches, FileData, the open handles, and the eviction and
+// dentry-invalidation threads.
+// Threads: the FUSE request threads call any operation concurrently; the
+// control-socket thread calls StatsText and SetFaultRules; SetReadOnly runs
+// on the mount watcher's thread (or the control-socket thread); Open and
+// Shutdown run on the main thread with no request in flight. Blocking:
+// operations read and commit metadata, may enter bounded direct reclaim and
+// wait for data IO (fs/cache/file_data.h); Write may be paused by the dirty
+// throttle; Fsync, SetReadOnly(true) and Shutdown wait for writeback; Write
+// and Fallocate (before answering ENOSPC) and StatFs wait up to about 5 s
+// for queued deallocations; Open waits up to lock_wait_ms for a previous
+// daemon to release the store.
 #pragma once
 
 #include <sys/stat.h>

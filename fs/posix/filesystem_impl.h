@@ -1,6 +1,7 @@
 // The state behind Filesystem, shared by its source files (filesystem.cc:
 // mount, unmount, attributes, eviction; namespace_ops.cc; file_ops.cc;
-// xattr_ops.cc). Private to the POSIX layer.
+// xattr_ops.cc). Private to the POSIX layer; threads and blocking are
+// Filesystem's (filesystem.h), plus the eviction thread running EvictWork.
 //
 // Locking, outermost first:
 //   ns_mu (directory-modifying operations, held across their commit)

@@ -1,6 +1,9 @@
 // Open file and directory handles: the fh numbers handed to the kernel, each
 // remembering its inode, open flags and the opener's credentials (a write
 // through the handle clears set-id bits unless the opener was root).
+//
+// Owns the handles. Request threads call it concurrently; one mutex, held
+// only for a lookup or update of the map; nothing waits otherwise.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 // credentials (root bypasses read/write, and execute when any x bit is set or
 // for directories), the sticky-directory rule, ownership of new inodes
 // (umask, setgid directories) and the set-id bits that writes and chown clear.
+// Pure functions of their arguments; any thread; never block.
 #pragma once
 
 #include <cstdint>

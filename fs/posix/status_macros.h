@@ -1,4 +1,5 @@
-// Early-return helpers for absl::Status and absl::StatusOr.
+// Early-return helpers for absl::Status and absl::StatusOr. Macros only: no
+// state, no threads, nothing blocks.
 #pragma once
 
 #include <utility>

@@ -1,5 +1,5 @@
 // Inode timestamps: the clock, ordering, and the atime-update policy
-// (strictatime, relatime, noatime).
+// (strictatime, relatime, noatime). Stateless; any thread; never blocks.
 #pragma once
 
 #include <cstdint>

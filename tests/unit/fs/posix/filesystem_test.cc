@@ -1,4 +1,4 @@
-// Tests of the POSIX layer (fs/filesystem.h) on a real store in a scratch
+// Tests of the POSIX layer (fs/posix/filesystem.h) on a real store in a scratch
 // directory, driving Filesystem directly: namespace operations and their
 // errors, lookup counts, readdir offsets, rename, permissions, times,
 // persistence, orphans, the inode cache and its shrinker, the eviction retry

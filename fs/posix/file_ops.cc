@@ -200,7 +200,13 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
       s.ReclaimDeferredSpace();
       continue;
     }
-    RFS_RETURN_IF_ERROR(written);
+    if (!written.ok()) {
+      // A write that failed partway may have filled pages past the end of
+      // file; drop them (and zero the last page's tail) so that a later
+      // extension of the file reads zeros, not this write's bytes.
+      if (pos + len > file_size) s.data->Truncate(ino, pos + len, file_size).IgnoreError();
+      return written;
+    }
     const storage::Timespec now = Now();
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {
       r.size = std::max<uint64_t>(r.size, pos + len);

@@ -247,6 +247,41 @@ TEST_F(EnospcTest, SpaceOfAnUnlinkedFileIsBackAtOnce) {
   }
 }
 
+// A write that fails with ENOSPC partway leaves none of its bytes past the end
+// of file: a later extension reads zeros.
+TEST_F(EnospcTest, FailedAppendLeavesNothingPastEndOfFile) {
+  const std::string f = Path("small");
+  WriteFile(f, std::string(4000, 'A'));
+  {
+    UniqueFd filler = Open(Path("filler"), O_CREAT | O_WRONLY);
+    std::string chunk(1 << 20, 'F');
+    off_t filled = 0;
+    for (ssize_t n; (n = write(filler.get(), chunk.data(), chunk.size())) > 0;) filled += n;
+    ASSERT_EQ(errno, ENOSPC);
+    // Room for part of the append only: some of its pages fill, then ENOSPC.
+    ASSERT_SYS_OK(ftruncate(filler.get(), filled - (256 << 10)));
+  }
+  off_t eof = 0;
+  {
+    UniqueFd fd = Open(f, O_WRONLY | O_APPEND);
+    const std::string big(4 << 20, 'B');
+    while (write(fd.get(), big.data(), big.size()) > 0) {  // short writes until ENOSPC
+    }
+    ASSERT_EQ(errno, ENOSPC);
+    eof = Stat(f).st_size;
+    ASSERT_SYS_OK(unlink(Path("filler").c_str()));
+    ASSERT_SYS_OK(ftruncate(fd.get(), eof + (1 << 20)));
+    ASSERT_SYS_OK(fsync(fd.get()));
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    const std::string got = ReadFile(f);
+    ASSERT_EQ(got.size(), static_cast<size_t>(eof) + (1 << 20));
+    EXPECT_EQ(std::count(got.begin() + eof, got.end(), 'B'), 0)
+        << "bytes of the failed append came back past the old end of file (pass " << pass << ")";
+    if (pass == 0) Remount();
+  }
+}
+
 // Bytes past the end of file on disk are not guaranteed to be zero (a shrink
 // whose zeroing was lost in a crash, a write that failed halfway). Growing
 // the file must expose zeros there, never old data.

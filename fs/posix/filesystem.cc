@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <unordered_map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "fs/cache/errno_status.h"
@@ -103,12 +105,15 @@ absl::Status Filesystem::Impl::Start() {
   if (absl::Status st = ReplayOrphans(); !st.ok()) return WithContext(st, dir);
 
   uint64_t inodes = 0;
-  absl::Status st = meta->ForEachInode([&](const storage::InodeRecord&) {
+  std::unordered_map<uint64_t, uint64_t> file_sizes;
+  absl::Status st = meta->ForEachInode([&](const storage::InodeRecord& rec) {
     ++inodes;
+    if (S_ISREG(rec.mode)) file_sizes[rec.ino] = rec.size;
     return true;
   });
   if (!st.ok()) return WithContext(st, dir);
   inode_count = inodes;
+  if (absl::Status t = TrimPastEof(file_sizes); !t.ok()) return WithContext(t, dir);
 
   absl::StatusOr<InodeRef> r = cache->Get(storage::kRootIno);
   if (!r.ok()) return absl::DataLossError(absl::StrCat(dir, ": corrupt store: no root inode"));
@@ -157,6 +162,28 @@ absl::Status Filesystem::Impl::Stop() {
   dev.reset();
   meta.reset();
   return result;
+}
+
+// A write cut off by a crash may have left written blocks past the end of
+// file (writeback ran ahead of the size it was raising). They are not part
+// of the file; drop them, and zero the last block's tail, so that a later
+// extension reads zeros instead of that write's bytes.
+absl::Status Filesystem::Impl::TrimPastEof(const std::unordered_map<uint64_t, uint64_t>& sizes) {
+  std::set<uint64_t> trim;
+  const uint64_t bs = sb.block_size;
+  absl::Status st = meta->ForEachExtent([&](uint64_t ino, const storage::Extent& e) {
+    auto it = sizes.find(ino);
+    if (it != sizes.end() && !e.unwritten && e.file_end() > (it->second + bs - 1) / bs) trim.insert(ino);
+    return true;
+  });
+  if (!st.ok()) return st;
+  for (uint64_t ino : trim) {
+    if (absl::Status s = data->Truncate(ino, UINT64_MAX, sizes.at(ino)); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("trimming blocks past the end of inode ", ino, ": ", s.message()));
+    }
+  }
+  if (!trim.empty()) spdlog::info("dropped blocks past the end of {} file(s) left by an interrupted write", trim.size());
+  return absl::OkStatus();
 }
 
 absl::Status Filesystem::Impl::ReplayOrphans() {

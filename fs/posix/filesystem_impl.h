@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -105,6 +106,7 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // Frees an unlinked inode's data, record, xattrs and orphan entry.
   absl::Status DeallocateOnDisk(uint64_t ino);
   absl::Status ReplayOrphans();
+  absl::Status TrimPastEof(const std::unordered_map<uint64_t, uint64_t>& sizes);
   void QueueEviction(uint64_t ino);
   // Deallocates the unlinked files whose eviction is queued, waiting (bounded)
   // for it: called before answering ENOSPC or statfs, so that space a user

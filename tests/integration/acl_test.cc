@@ -1,0 +1,1 @@
+// Tests of this file are added with the feature they check.

@@ -13,74 +13,18 @@
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/user_process.h"
 
 namespace reclaimfs::itest {
 namespace {
 
-constexpr uid_t kUser = 1000;
-constexpr gid_t kGroup = 1000;
+constexpr uid_t kUser = kTestUser;
+constexpr gid_t kGroup = kTestGroup;
 
 class PosixPermTest : public ReclaimfsTest {
  protected:
   PosixPermTest() : ReclaimfsTest(FixtureConfig().Options("allow_other,default_permissions")) {}
 };
-
-// What the child found wrong, one line per failed check.
-class Report {
- public:
-  void Expect(bool ok, const std::string& what) {
-    if (!ok) text_ += what + "\n";
-  }
-  // call returned -1 with errno == err.
-  void ExpectErrno(long r, int err, const std::string& what) {
-    const int e = errno;
-    if (r != -1) {
-      text_ += what + ": succeeded, expected " + strerrorname_np(err) + "\n";
-    } else if (e != err) {
-      text_ += what + ": " + strerrorname_np(e) + ", expected " + strerrorname_np(err) + "\n";
-    }
-  }
-  void ExpectOk(long r, const std::string& what) {
-    if (r == -1) text_ += what + ": " + strerrorname_np(errno) + "\n";
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  std::string text_;
-};
-
-// Runs fn in a child as kUser/kGroup (no supplementary groups) with the given
-// umask; returns the child's report, empty when everything held.
-std::string RunAsUser(mode_t mask, const std::function<void(Report&)>& fn) {
-  int fds[2];
-  if (pipe(fds) != 0) ThrowErrno("pipe", "");
-  pid_t pid = fork();
-  if (pid < 0) ThrowErrno("fork", "");
-  if (pid == 0) {
-    close(fds[0]);
-    Report r;
-    if (setgroups(0, nullptr) != 0 || setgid(kGroup) != 0 || setuid(kUser) != 0) {
-      r.Expect(false, "cannot drop privileges");
-    } else {
-      umask(mask);
-      fn(r);
-    }
-    const std::string& t = r.text();
-    ssize_t ignored = write(fds[1], t.data(), t.size());
-    (void)ignored;
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) out.append(buf, n);
-  close(fds[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) out += "child " + DescribeWaitStatus(st) + "\n";
-  return out;
-}
 
 TEST_F(PosixPermTest, UserCannotModifyRootsFiles) {
   const std::string pub = Path("pub"), sticky = Path("sticky");

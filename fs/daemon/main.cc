@@ -22,6 +22,8 @@
 #include "fs/daemon/config.h"
 #include "fs/daemon/control_client.h"
 #include "fs/daemon/control_server.h"
+#include "fs/daemon/mount_table.h"
+#include "fs/daemon/store_attach.h"
 #include "fs/daemon/mount_daemon.h"
 #include "fs/daemon/mount_options.h"
 #include "fs/daemon/mount_remount.h"
@@ -290,7 +292,21 @@ int Serve(const MountRequest& request, const Config& config) {
                      });
   control.AddCommand("config", "the configuration in effect",
                      [&config](const std::vector<std::string>&) { return ConfigText(config); });
+  // Our superblock, as the mount table names it: a second mount of the
+  // store binds a mount of it (store_attach.h). Read now, while the mount
+  // point is certainly ours.
+  std::string device;
+  if (auto table = ReadMountTable(); table.ok()) {
+    if (auto mount = FindTopMount(*table, request.mountpoint)) device = mount->device;
+  }
+  control.AddCommand(kServedCommand, "the store and the superblock (major:minor) this daemon serves",
+                     [&request, device](const std::vector<std::string>&) {
+                       return ServedReply(request.store_dir, device);
+                     });
   if (absl::Status s = control.Start(); !s.ok()) return fail(s);
+  if (absl::Status s = RecordServingDaemon(request.store_dir, control.socket_path()); !s.ok()) {
+    spdlog::warn("{}: a second mount of this store will not find this daemon", std::string(s.message()));
+  }
 
   daemon.Ready();
   // After Ready: a background daemon's stderr is gone, and mount(8) users
@@ -307,6 +323,7 @@ int Serve(const MountRequest& request, const Config& config) {
     spdlog::info("unmounting {}", request.mountpoint);
   }
 
+  ForgetServingDaemon(request.store_dir, control.socket_path());
   control.Stop();
   watcher.Stop();
   adapter.StopInvalidator();
@@ -358,6 +375,12 @@ int Main(int argc, char** argv) {
   SetUpLogging(*config, request->debug);
   for (const std::string& opt : request->ignored) spdlog::debug("ignoring mount option '{}'", opt);
   if (absl::Status s = Preflight(*request); !s.ok()) return Fail(std::string(s.message()));
+  auto attached = AttachToServingDaemon(*request);
+  if (!attached.ok()) return Fail(std::string(attached.status().message()));
+  if (*attached) {
+    spdlog::debug("{} attached to the daemon already serving {}", request->mountpoint, request->store_dir);
+    return 0;
+  }
   return Serve(*request, *config);
 }
 

@@ -99,6 +99,8 @@ std::vector<MountEntry> ParseMountInfo(std::string_view text) {
     if (dash == 0 || dash + 2 >= f.size()) continue;
     MountEntry e;
     if (!absl::SimpleAtoi(absl::string_view(f[0].data(), f[0].size()), &e.id)) continue;
+    e.device = std::string(f[2]);
+    e.root = Unescape(f[3]);
     e.mount_point = Unescape(f[4]);
     e.mount_options = SplitCommas(f[5]);
     e.fstype = Unescape(f[dash + 1]);
@@ -122,6 +124,14 @@ std::optional<MountEntry> FindTopMount(const std::vector<MountEntry>& table, std
   std::optional<MountEntry> found;
   for (const MountEntry& e : table) {
     if (e.mount_point == mount_point) found = e;
+  }
+  return found;
+}
+
+std::vector<MountEntry> FindMountsOfDevice(const std::vector<MountEntry>& table, std::string_view device) {
+  std::vector<MountEntry> found;
+  for (const MountEntry& e : table) {
+    if (e.device == device && e.root == "/") found.push_back(e);
   }
   return found;
 }

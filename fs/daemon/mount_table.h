@@ -19,6 +19,8 @@ inline constexpr std::string_view kMountInfoPath = "/proc/self/mountinfo";
 
 struct MountEntry {
   uint64_t id = 0;
+  std::string device;      // "major:minor" of the superblock: equal for all mounts of one filesystem
+  std::string root;        // the directory of the filesystem mounted here ("/" unless a bind of a subtree)
   std::string mount_point;
   std::vector<std::string> mount_options;  // per mount: rw/ro, nosuid, nodev, relatime...
   std::string fstype;
@@ -38,6 +40,8 @@ absl::StatusOr<std::vector<MountEntry>> ReadMountTable(std::string_view path = k
 
 // The topmost mount at `mount_point` (the last one listed), if any.
 std::optional<MountEntry> FindTopMount(const std::vector<MountEntry>& table, std::string_view mount_point);
+// Mounts of the whole filesystem (root "/") whose superblock is `device`.
+std::vector<MountEntry> FindMountsOfDevice(const std::vector<MountEntry>& table, std::string_view device);
 std::optional<MountEntry> FindMountById(const std::vector<MountEntry>& table, uint64_t id);
 
 }  // namespace reclaimfs::fs

@@ -215,12 +215,16 @@ void ReclaimfsTest::KillDaemon9() {
 
 int ReclaimfsTest::SignalDaemonAndWait(int sig) {
   if (daemon_pid_ <= 0) throw std::logic_error("SignalDaemonAndWait() without a daemon");
+  kill(daemon_pid_, sig);
+  return WaitDaemonExit("signal " + std::to_string(sig));
+}
+
+int ReclaimfsTest::WaitDaemonExit(const std::string& after) {
+  if (daemon_pid_ <= 0) throw std::logic_error("WaitDaemonExit() without a daemon");
   const pid_t pid = daemon_pid_;
-  kill(pid, sig);
   std::optional<int> st = WaitPid(pid, kDaemonExitWait);
   if (!st) {
-    throw std::runtime_error("daemon did not exit within 60 s of signal " + std::to_string(sig) + "; log:\n" +
-                             TailFile(daemon_log_));
+    throw std::runtime_error("daemon did not exit within 60 s of " + after + "; log:\n" + TailFile(daemon_log_));
   }
   daemon_pid_ = -1;
   return *st;

@@ -72,6 +72,10 @@ class ReclaimfsTest : public ::testing::Test {
   // Sends `sig` to the daemon and waits (60 s) for it to exit; returns its
   // wait status (throws if it does not exit). The mount is left as it is.
   int SignalDaemonAndWait(int sig);
+  // Waits (60 s) for the daemon to exit on its own, e.g. after its last
+  // mount point went away (`after` names that for the failure message);
+  // returns its wait status.
+  int WaitDaemonExit(const std::string& after);
   // Forget the running daemon without waiting (it is reaped in TearDown);
   // used after an unmount that the next mount must race.
   void RetireDaemon();

@@ -72,7 +72,8 @@ struct FuseOps {
     fuse_entry_param e;
     std::memset(&e, 0, sizeof(e));
     e.ino = a.ino;
-    e.generation = a.generation;
+    // The kernel's root inode has generation 0 and it expects 0 for it.
+    e.generation = a.ino == FUSE_ROOT_ID ? 0 : a.generation;
     a.ToStat(&e.attr);
     e.attr_timeout = self.options_.timeout_seconds;
     e.entry_timeout = self.options_.timeout_seconds;
@@ -121,8 +122,10 @@ struct FuseOps {
     // set-id bits on chown/truncate itself: fewer rules for Open and SetAttr.
     drop(FUSE_CAP_ATOMIC_O_TRUNC);
     drop(FUSE_CAP_HANDLE_KILLPRIV);
-    // Lookups of "." and ".." (needed for NFS export) are not supported.
-    drop(FUSE_CAP_EXPORT_SUPPORT);
+    // File handles (name_to_handle_at, NFS export) outlive the kernel's
+    // inodes: it decodes them with lookups of "." and "..", which we answer
+    // for any node id (Filesystem::Lookup).
+    want(FUSE_CAP_EXPORT_SUPPORT);
     if (self.options_.kernel_cache) {
       want(FUSE_CAP_WRITEBACK_CACHE);
       want(FUSE_CAP_AUTO_INVAL_DATA);

@@ -99,7 +99,6 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   rec.nlink = S_ISDIR(type) ? 2 : 1;
   rec.size = S_ISLNK(type) ? symlink.size() : 0;
   rec.rdev = (S_ISCHR(type) || S_ISBLK(type)) ? rdev : 0;
-  rec.generation = NewGeneration();
   rec.atime = rec.mtime = rec.ctime = rec.btime = now;
   if (S_ISDIR(type)) rec.parent = parent;
   rec.symlink.assign(symlink);
@@ -112,6 +111,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
     if (S_ISDIR(type)) ++p.nlink;
   });
   storage::MetaStore::Batch batch;
+  rec.generation = NewGeneration(&batch);
   batch.PutInode(rec);
   batch.PutDentry(parent, name, DirEntry{rec.ino, type, cookie});
   if (absl::Status s = Commit(batch, {dir.get()}); !s.ok()) {
@@ -184,26 +184,35 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
 // ---------------------------------------------------------------------------
 // Lookup and forget
 
+absl::StatusOr<Attributes> Filesystem::Impl::LookupDot(uint64_t node, bool dotdot) {
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, Pin(node));
+  const InodeRecord rec = Rec(ref.get());
+  // Deleted and no longer open (the kernel would have found an open one in
+  // its own cache): the handle is stale.
+  if (rec.nlink == 0) return ErrnoStatus(ENOENT, "inode was removed");
+  if (dotdot) {
+    if (!S_ISDIR(rec.mode)) return ErrnoStatus(ENOTDIR);
+    ref.reset();
+    RFS_ASSIGN_OR_RETURN(ref, Pin(rec.parent != 0 ? rec.parent : storage::kRootIno));
+  }
+  cache->AddLookup(ref.get(), 0, {});
+  return AttrsOf(ref.get());
+}
+
 absl::StatusOr<Attributes> Filesystem::Lookup(const RequestContext& ctx, uint64_t parent, std::string_view name) {
   Impl& s = *impl_;
   if (name.size() > kNameMax) return ErrnoStatus(ENAMETOOLONG);
+  // Path walks resolve "." and ".." in the kernel; only file-handle decoding
+  // (export) asks, for any node id, with the caller already privileged.
+  if (IsDotOrDotDot(name)) return s.LookupDot(parent, name == "..");
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(parent));
   const InodeRecord prec = Impl::Rec(dir.get());
   RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, X_OK));
-  const bool dot = IsDotOrDotDot(name);
-  uint64_t target;
-  if (name == ".") {
-    target = parent;
-  } else if (name == "..") {
-    target = prec.parent != 0 ? prec.parent : storage::kRootIno;
-  } else {
-    RFS_RETURN_IF_ERROR(ValidateName(name));
-    absl::StatusOr<DirEntry> d = s.meta->GetDentry(parent, name);
-    if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
-    target = d->ino;
-  }
-  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(target));
-  s.cache->AddLookup(ref.get(), dot ? 0 : parent, name);
+  RFS_RETURN_IF_ERROR(ValidateName(name));
+  absl::StatusOr<DirEntry> d = s.meta->GetDentry(parent, name);
+  if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(d->ino));
+  s.cache->AddLookup(ref.get(), parent, name);
   return s.AttrsOf(ref.get());
 }
 

@@ -337,6 +337,61 @@ TEST_F(FilesystemTest, LookupCountsAndForget) {
   fs_->Forget(123456, 3);
 }
 
+TEST_F(FilesystemTest, LookupDotAndDotDotOfAnyNode) {
+  // What the kernel asks when it decodes a file handle: "." of any node id
+  // and ".." of a directory, for nodes it has no inode for (here: nothing
+  // is cached after the remount).
+  Attributes d = MakeDir(kRoot, "d");
+  Attributes sub = MakeDir(d.ino, "sub");
+  Attributes f = MakeFile(sub.ino, "f");
+  Remount();
+  ASSERT_OK_AND_ASSIGN(Attributes self, fs_->Lookup(root_, f.ino, "."));
+  EXPECT_EQ(self.ino, f.ino);
+  EXPECT_EQ(self.generation, f.generation);
+  EXPECT_TRUE(S_ISREG(self.mode));
+  ASSERT_OK_AND_ASSIGN(Attributes up, fs_->Lookup(root_, sub.ino, ".."));
+  EXPECT_EQ(up.ino, d.ino);
+  EXPECT_EQ(up.generation, d.generation);
+  ASSERT_OK_AND_ASSIGN(Attributes top, fs_->Lookup(root_, kRoot, ".."));
+  EXPECT_EQ(top.ino, kRoot);
+  EXPECT_ERRNO(fs_->Lookup(root_, f.ino, ".."), ENOTDIR);
+  EXPECT_ERRNO(fs_->Lookup(root_, 1u << 30, "."), ENOENT);
+  fs_->Forget(d.ino, 1);
+  fs_->Forget(kRoot, 1);
+
+  // The "." lookup holds a reference like any lookup: the unlinked file
+  // stays until it is forgotten; then "." of it is stale.
+  ASSERT_OK(fs_->Unlink(root_, sub.ino, "f"));
+  EXPECT_ERRNO(fs_->Lookup(root_, f.ino, "."), ENOENT);
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(Stat("inode_deallocations"), 0u);
+  fs_->Forget(f.ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+  EXPECT_ERRNO(fs_->Lookup(root_, f.ino, "."), ENOENT);
+  EXPECT_ERRNO(fs_->GetAttr(f.ino), ENOENT);
+}
+
+TEST_F(FilesystemTest, GenerationsStableAndNeverReused) {
+  Attributes keep = MakeFile(kRoot, "keep");
+  Attributes a = MakeFile(kRoot, "a");
+  EXPECT_NE(keep.generation, a.generation);
+  ASSERT_OK(fs_->Unlink(root_, kRoot, "a"));
+  fs_->Forget(a.ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+  Remount();
+  EXPECT_EQ(Attr(keep.ino).generation, keep.generation);
+  // The highest inode number was freed: the next file gets it again, and a
+  // generation it never had.
+  Attributes b = MakeFile(kRoot, "b");
+  ASSERT_EQ(b.ino, a.ino);
+  EXPECT_NE(b.generation, a.generation);
+  EXPECT_NE(static_cast<uint32_t>(b.generation), static_cast<uint32_t>(a.generation));
+  ASSERT_OK_AND_ASSIGN(Attributes looked, fs_->Lookup(root_, kRoot, "b"));
+  EXPECT_EQ(looked.generation, b.generation);
+  Remount();
+  EXPECT_EQ(Attr(b.ino).generation, b.generation);
+}
+
 TEST_F(FilesystemTest, MknodTypes) {
   ASSERT_OK_AND_ASSIGN(Attributes fifo, fs_->Mknod(root_, kRoot, "fifo", S_IFIFO | 0640, 0));
   EXPECT_TRUE(S_ISFIFO(fifo.mode));

@@ -480,6 +480,19 @@ absl::Status Filesystem::ReadDir(const RequestContext& ctx, uint64_t ino, uint64
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(ino));
   const InodeRecord drec = Impl::Rec(dir.get());
 
+  // A rename gives the moved entry a new cookie, above every existing one:
+  // a scan would meet it again (and again, if each pass renames). So a scan
+  // ends at the cookie the directory would have handed out next when it
+  // began; rewinddir (offset 0) starts a new one.
+  uint64_t scan_end = 0;
+  if (offset == 0) {
+    scan_end = std::max(drec.next_dir_cookie, kFirstCookie);
+    s.handles.SetScanEnd(fh, scan_end);
+  } else if (std::optional<Handle> h = s.handles.Get(fh); h && h->dir && h->ino == ino) {
+    scan_end = h->scan_end;
+  }
+  auto past_end = [scan_end](uint64_t cookie) { return scan_end != 0 && cookie >= scan_end; };
+
   // "." and ".." never take lookup references: the kernel ignores them.
   auto emit_dot = [&](std::string_view dot, uint64_t target, uint64_t next) {
     DirListEntry e;
@@ -509,7 +522,12 @@ absl::Status Filesystem::ReadDir(const RequestContext& ctx, uint64_t ino, uint64
       return chunk.size() < kChunk;
     });
     if (!st.ok()) return st;
+    bool done = false;
     for (auto& [name, e] : chunk) {
+      if (past_end(e.cookie)) {
+        done = true;
+        break;
+      }
       DirListEntry out;
       out.name = name;
       out.ino = e.ino;
@@ -530,7 +548,7 @@ absl::Status Filesystem::ReadDir(const RequestContext& ctx, uint64_t ino, uint64
       if (plus) s.cache->AddLookup(ref.get(), ino, name);
       after = e.cookie;
     }
-    if (chunk.size() < kChunk) break;
+    if (done || chunk.size() < kChunk) break;
   }
   s.TouchAtime(dir.get());
   return absl::OkStatus();

@@ -669,6 +669,45 @@ TEST_F(FilesystemTest, ReadDirStableWhileDirectoryChanges) {
   ASSERT_OK(fs_->ReleaseDir(d.ino, fh));
 }
 
+TEST_F(FilesystemTest, ReadDirEndsWhileEveryEntryIsRenamed) {
+  // Each listed entry is renamed at once (a new cookie above all others):
+  // the scan must still list every file once and end.
+  Attributes d = MakeDir(kRoot, "d");
+  constexpr int kFiles = 500;
+  for (int i = 0; i < kFiles; ++i) MakeFile(d.ino, "f" + std::to_string(i));
+  ASSERT_OK_AND_ASSIGN(uint64_t fh, fs_->OpenDir(root_, d.ino, O_RDONLY));
+  std::set<std::string> seen;
+  int listed = 0;
+  uint64_t offset = 0;
+  for (int pass = 0; pass < 4 * kFiles; ++pass) {
+    std::vector<std::string> batch;
+    ASSERT_OK(fs_->ReadDir(root_, d.ino, fh, offset, false, [&](const DirListEntry& e) {
+      if (batch.size() == 16) return false;  // a small getdents buffer
+      batch.push_back(e.name);
+      offset = e.next_offset;
+      return true;
+    }));
+    if (batch.empty()) break;
+    for (const std::string& n : batch) {
+      if (n == "." || n == "..") continue;
+      ++listed;
+      EXPECT_TRUE(seen.insert(n).second) << "listed twice: " << n;
+      ASSERT_OK(fs_->Rename(root_, d.ino, n, d.ino, n + "-renamed", 0));
+    }
+  }
+  EXPECT_EQ(listed, kFiles);
+  for (const std::string& n : seen) EXPECT_EQ(n.find("-renamed"), std::string::npos) << n;
+  // Rewinding starts a new scan, which sees the new names.
+  std::set<std::string> again;
+  ASSERT_OK(fs_->ReadDir(root_, d.ino, fh, 0, false, [&](const DirListEntry& e) {
+    if (e.name != "." && e.name != "..") again.insert(e.name);
+    return true;
+  }));
+  EXPECT_EQ(again.size(), static_cast<size_t>(kFiles));
+  EXPECT_EQ(again.count("f0-renamed"), 1u);
+  ASSERT_OK(fs_->ReleaseDir(d.ino, fh));
+}
+
 TEST_F(FilesystemTest, ReadDirPlusTakesReferencesOnlyForAcceptedEntries) {
   Attributes d = MakeDir(kRoot, "d");
   Attributes a = MakeFile(d.ino, "a");

@@ -293,6 +293,43 @@ struct FuseOps {
     }
   }
 
+  // FUSE_TMPFILE arrives through the channel, not libfuse (fuse_channel.h):
+  // no fuse_req, so the context comes from the request header. Supplementary
+  // groups are unknown here; with default_permissions the kernel has
+  // checked access to the directory already.
+  static FuseChannel::TmpfileResult Tmpfile(FuseAdapter& self, const FuseChannel::TmpfileRequest& r) {
+    RequestContext ctx;
+    ctx.uid = r.uid;
+    ctx.gid = r.gid;
+    ctx.pid = r.pid;
+    ctx.umask = r.umask;
+    FuseChannel::TmpfileResult out;
+    auto created = self.fs_->Tmpfile(ctx, r.dir, r.mode, static_cast<int>(r.flags));
+    if (!created.ok()) {
+      out.error = ErrnoOf(created.status());
+      return out;
+    }
+    const auto& [attr, of] = *created;
+    fuse_file_info fi;
+    std::memset(&fi, 0, sizeof(fi));
+    FillOpen(self, of, &fi);
+    const fuse_entry_param e = Entry(self, attr);
+    out.nodeid = e.ino;
+    out.generation = e.generation;
+    out.entry_timeout = e.entry_timeout;
+    out.attr_timeout = e.attr_timeout;
+    out.attr = e.attr;
+    out.fh = fi.fh;
+    out.direct_io = fi.direct_io;
+    out.keep_cache = fi.keep_cache;
+    return out;
+  }
+
+  static void AbandonTmpfile(FuseAdapter& self, const FuseChannel::TmpfileResult& r) {
+    (void)self.fs_->Release(r.nodeid, r.fh);
+    self.fs_->Forget(r.nodeid, 1);
+  }
+
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     if (off < 0) {
       fuse_reply_err(req, EINVAL);
@@ -555,7 +592,11 @@ struct FuseOps {
 };
 
 FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
-    : fs_(fs), options_(options), channel_(/*request_allow_mmap=*/!options.kernel_cache) {}
+    : fs_(fs), options_(options), channel_(/*request_allow_mmap=*/!options.kernel_cache) {
+  channel_.SetTmpfileHandler(
+      [this](const FuseChannel::TmpfileRequest& r) { return FuseOps::Tmpfile(*this, r); },
+      [this](const FuseChannel::TmpfileResult& r) { FuseOps::AbandonTmpfile(*this, r); });
+}
 
 FuseAdapter::~FuseAdapter() { StopInvalidator(); }
 
@@ -595,7 +636,8 @@ void FuseAdapter::StopInvalidator() {
 std::string FuseAdapter::StatsText() const {
   return absl::StrCat("fuse_direct_io_allow_mmap ", channel_.allow_mmap_granted() ? 1 : 0, "\n",
                       "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
-                      "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n");
+                      "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
+                      "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n");
 }
 
 }  // namespace reclaimfs::fs

@@ -393,6 +393,10 @@ EvictQueue::Outcome Filesystem::Impl::EvictWork(uint64_t ino, bool final_pass) {
       return Outcome::kRetry;
     }
     cache->Remove(ref);
+    {
+      std::lock_guard t(tmpfile_mu);
+      tmpfiles.erase(ino);
+    }
     inode_count.fetch_sub(1, std::memory_order_relaxed);
     deallocations.fetch_add(1, std::memory_order_relaxed);
     return Outcome::kDone;

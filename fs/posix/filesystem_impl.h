@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -144,6 +145,11 @@ struct Filesystem::Impl final : public InodeRecordSource {
   std::mutex ns_mu;
   std::mutex xattr_mu;
   std::atomic<bool> read_only;
+
+  // Tmpfiles never linked: Link may give these (nlink 0) a name. A leaf
+  // lock; entries go when linked or deallocated.
+  std::mutex tmpfile_mu;
+  std::unordered_set<uint64_t> tmpfiles;
 
   std::atomic<uint64_t> inode_count{0};
   std::atomic<uint64_t> deallocations{0};

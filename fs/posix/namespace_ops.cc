@@ -282,7 +282,12 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     const InodeRecord srec = Impl::Rec(src.get());
     const InodeRecord prec = Impl::Rec(dir.get());
     if (S_ISDIR(srec.mode)) return ErrnoStatus(EPERM, "hard link to a directory");
-    if (srec.nlink == 0) return ErrnoStatus(ENOENT, "file was removed");
+    bool tmpfile = false;
+    if (srec.nlink == 0) {
+      std::lock_guard t(s.tmpfile_mu);
+      tmpfile = s.tmpfiles.count(ino) != 0;
+    }
+    if (srec.nlink == 0 && !tmpfile) return ErrnoStatus(ENOENT, "file was removed");
     if (srec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
     RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
@@ -303,9 +308,16 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     });
     storage::MetaStore::Batch batch;
     batch.PutDentry(new_parent, new_name, DirEntry{ino, srec.mode & S_IFMT, cookie});
+    // A tmpfile's first name: it is no longer an orphan, in the same commit.
+    if (tmpfile) batch.RemoveOrphan(ino);
     if (absl::Status st = s.Commit(batch, {dir.get(), src.get()}); !st.ok()) {
       Impl::RestoreLinks(src.get(), srec);
       return st;
+    }
+    if (tmpfile) {
+      s.cache->ClearUnlinked(src.get());
+      std::lock_guard t(s.tmpfile_mu);
+      s.tmpfiles.erase(ino);
     }
   }
   s.cache->AddLookup(src.get(), new_parent, new_name);

@@ -1359,6 +1359,65 @@ TEST_F(FilesystemTest, UnlinkedOpenFileReadableUntilReleaseThenFreed) {
   EXPECT_EQ(after.blocks_avail, before.blocks_avail);
 }
 
+TEST_F(FilesystemTest, TmpfileIsAnOrphanUntilLinked) {
+  Attributes d = MakeDir(kRoot, "d");
+  RequestContext masked = root_;
+  masked.umask = 022;
+  ASSERT_OK_AND_ASSIGN(auto t, fs_->Tmpfile(masked, d.ino, 0666, O_RDWR));
+  const uint64_t ino = t.first.ino;
+  EXPECT_EQ(t.first.nlink, 0u);
+  EXPECT_EQ(t.first.mode, S_IFREG | 0644u);
+  EXPECT_TRUE(List(d.ino).empty());
+  ASSERT_OK(fs_->Write(ino, t.second.fh, 0, "tmp data", 8));
+  EXPECT_ERRNO(fs_->Tmpfile(root_, d.ino, 0644, O_RDONLY), EINVAL);
+
+  // Linking gives it a name and takes it off the orphan list.
+  ASSERT_OK_AND_ASSIGN(Attributes linked, fs_->Link(root_, ino, d.ino, "named"));
+  EXPECT_EQ(linked.nlink, 1u);
+  ASSERT_OK(fs_->Release(ino, t.second.fh));
+  fs_->Forget(ino, 2);  // the tmpfile's lookup and the link's
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(Stat("inode_deallocations"), 0u);
+  Remount();
+  EXPECT_EQ(Stat("orphans_replayed"), 0u);
+  ASSERT_OK_AND_ASSIGN(Attributes again, fs_->Lookup(root_, d.ino, "named"));
+  EXPECT_EQ(again.ino, ino);
+  EXPECT_EQ(again.nlink, 1u);
+  EXPECT_EQ(*ReadFile(ino, 0, 100), "tmp data");
+
+  // Unlinked again, it is an ordinary removed file: no second name.
+  ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, ino, O_RDONLY));
+  ASSERT_OK(fs_->Unlink(root_, d.ino, "named"));
+  EXPECT_ERRNO(fs_->Link(root_, ino, d.ino, "back"), ENOENT);
+  ASSERT_OK(fs_->Release(ino, of.fh));
+  fs_->Forget(ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+}
+
+TEST_F(FilesystemTest, UnnamedTmpfileFreedOnCloseOrAtNextMount) {
+  ASSERT_OK_AND_ASSIGN(FsStats before, fs_->StatFs());
+  ASSERT_OK_AND_ASSIGN(auto t, fs_->Tmpfile(root_, kRoot, 0600, O_WRONLY));
+  const std::string data(256 << 10, 'q');
+  ASSERT_OK(fs_->Write(t.first.ino, t.second.fh, 0, data.data(), data.size()));
+  ASSERT_OK(fs_->Fsync(t.first.ino, t.second.fh, false));
+  ASSERT_OK(fs_->Release(t.first.ino, t.second.fh));
+  fs_->Forget(t.first.ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+  EXPECT_ERRNO(fs_->GetAttr(t.first.ino), ENOENT);
+  ASSERT_OK_AND_ASSIGN(FsStats closed, fs_->StatFs());
+  EXPECT_EQ(closed.blocks_free, before.blocks_free);
+
+  // Still open at unmount (as after a crash): the next mount frees it.
+  ASSERT_OK_AND_ASSIGN(auto u, fs_->Tmpfile(root_, kRoot, 0600, O_RDWR));
+  ASSERT_OK(fs_->Write(u.first.ino, u.second.fh, 0, data.data(), data.size()));
+  ASSERT_OK(fs_->Fsync(u.first.ino, u.second.fh, false));
+  Remount();
+  EXPECT_EQ(Stat("orphans_replayed"), 1u);
+  EXPECT_ERRNO(fs_->GetAttr(u.first.ino), ENOENT);
+  ASSERT_OK_AND_ASSIGN(FsStats after, fs_->StatFs());
+  EXPECT_EQ(after.blocks_free, before.blocks_free);
+}
+
 TEST_F(FilesystemTest, StatFsFollowsWrites) {
   ASSERT_OK_AND_ASSIGN(FsStats st0, fs_->StatFs());
   EXPECT_EQ(st0.block_size, 4096u);

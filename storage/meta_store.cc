@@ -38,6 +38,7 @@ constexpr size_t kNumFamilies = 8;
 constexpr std::array<const char*, kNumFamilies> kFamilyNames = {
     "superblock", "inodes", "dentries", "dir_cookies", "extents", "xattrs", "free_space", "orphans"};
 constexpr const char* kSuperblockKey = "superblock";
+constexpr const char* kNextGenerationKey = "next_generation";
 constexpr auto kLockRetryInterval = std::chrono::milliseconds(50);
 
 size_t Index(ColumnFamily c) { return static_cast<size_t>(c); }
@@ -114,6 +115,9 @@ MetaStore::Batch& MetaStore::Batch::operator=(Batch&&) noexcept = default;
 
 void MetaStore::Batch::PutSuperblock(const Superblock& sb) {
   Rep::Of(rep_).Put(ColumnFamily::kSuperblock, kSuperblockKey, sb.Encode());
+}
+void MetaStore::Batch::PutNextGeneration(uint64_t next) {
+  Rep::Of(rep_).Put(ColumnFamily::kSuperblock, kNextGenerationKey, EncodeU64(next));
 }
 void MetaStore::Batch::PutInode(const InodeRecord& rec) {
   Rep::Of(rep_).Put(ColumnFamily::kInodes, InodeKey(rec.ino), rec.Encode());
@@ -355,6 +359,14 @@ absl::StatusOr<Superblock> MetaStore::ReadSuperblock() {
   auto v = s_->Get(ColumnFamily::kSuperblock, kSuperblockKey, "superblock");
   if (!v.ok()) return v.status();
   return Superblock::Decode(*v);
+}
+
+absl::StatusOr<uint64_t> MetaStore::ReadNextGeneration() {
+  auto v = s_->Get(ColumnFamily::kSuperblock, kNextGenerationKey, "generation mark");
+  if (absl::IsNotFound(v.status())) return 0;
+  if (!v.ok()) return v.status();
+  if (v->size() != 8) return absl::DataLossError("corrupt store: malformed generation mark");
+  return DecodeU64(*v);
 }
 
 absl::StatusOr<InodeRecord> MetaStore::GetInode(uint64_t ino) {

@@ -57,6 +57,8 @@ class MetaStore {
     Batch& operator=(Batch&&) noexcept;
 
     void PutSuperblock(const Superblock& sb);
+    // The generation the next new inode gets (see ReadNextGeneration).
+    void PutNextGeneration(uint64_t next);
     void PutInode(const InodeRecord& rec);
     void DeleteInode(uint64_t ino);
     // Writes both the name->entry record and the cookie->name index.
@@ -90,6 +92,10 @@ class MetaStore {
   ~MetaStore();
 
   absl::StatusOr<Superblock> ReadSuperblock();
+  // High-water mark of inode generations: every generation ever handed out
+  // is below it, so a reused inode number never gets an old generation.
+  // 0 if the store has none yet (older stores).
+  absl::StatusOr<uint64_t> ReadNextGeneration();
   absl::StatusOr<InodeRecord> GetInode(uint64_t ino);  // NotFound if absent
   absl::StatusOr<DirEntry> GetDentry(uint64_t parent, std::string_view name);
   // Entries of `parent` with cookie > after_cookie in cookie order; stops

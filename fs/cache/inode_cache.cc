@@ -227,6 +227,12 @@ bool InodeCache::SetUnlinked(Inode* inode) {
   return inode->lookups_ == 0 && inode->opens_ == 0;
 }
 
+void InodeCache::ClearUnlinked(Inode* inode) {
+  std::lock_guard l(mu_);
+  inode->unlinked_ = false;
+  unlinked_.erase(inode->ino);
+}
+
 void InodeCache::RecordWritebackError(uint64_t ino, int err) {
   std::lock_guard l(mu_);
   auto it = stubs_.find(ino);

@@ -118,6 +118,8 @@ class InodeCache {
   bool ReleaseOpen(uint64_t ino);
   // Records that nlink reached 0; true if nothing refers to the inode.
   bool SetUnlinked(Inode* inode);
+  // An unlinked inode got a name again (a tmpfile linked into the tree).
+  void ClearUnlinked(Inode* inode);
   void SetDentry(Inode* inode, uint64_t parent, std::string_view name);
   void ClearDentry(Inode* inode);
   // The remembered dentry of a kernel-referenced inode, cleared so it is

@@ -72,7 +72,8 @@ struct FuseOps {
     fuse_entry_param e;
     std::memset(&e, 0, sizeof(e));
     e.ino = a.ino;
-    e.generation = a.generation;
+    // The kernel's root inode has generation 0 and it expects 0 for it.
+    e.generation = a.ino == FUSE_ROOT_ID ? 0 : a.generation;
     a.ToStat(&e.attr);
     e.attr_timeout = self.options_.timeout_seconds;
     e.entry_timeout = self.options_.timeout_seconds;
@@ -121,8 +122,10 @@ struct FuseOps {
     // set-id bits on chown/truncate itself: fewer rules for Open and SetAttr.
     drop(FUSE_CAP_ATOMIC_O_TRUNC);
     drop(FUSE_CAP_HANDLE_KILLPRIV);
-    // Lookups of "." and ".." (needed for NFS export) are not supported.
-    drop(FUSE_CAP_EXPORT_SUPPORT);
+    // File handles (name_to_handle_at, NFS export) outlive the kernel's
+    // inodes: it decodes them with lookups of "." and "..", which we answer
+    // for any node id (Filesystem::Lookup).
+    want(FUSE_CAP_EXPORT_SUPPORT);
     if (self.options_.kernel_cache) {
       want(FUSE_CAP_WRITEBACK_CACHE);
       want(FUSE_CAP_AUTO_INVAL_DATA);
@@ -288,6 +291,43 @@ struct FuseOps {
       (void)self.fs_->Release(attr.ino, of.fh);
       self.fs_->Forget(attr.ino, 1);
     }
+  }
+
+  // FUSE_TMPFILE arrives through the channel, not libfuse (fuse_channel.h):
+  // no fuse_req, so the context comes from the request header. Supplementary
+  // groups are unknown here; with default_permissions the kernel has
+  // checked access to the directory already.
+  static FuseChannel::TmpfileResult Tmpfile(FuseAdapter& self, const FuseChannel::TmpfileRequest& r) {
+    RequestContext ctx;
+    ctx.uid = r.uid;
+    ctx.gid = r.gid;
+    ctx.pid = r.pid;
+    ctx.umask = r.umask;
+    FuseChannel::TmpfileResult out;
+    auto created = self.fs_->Tmpfile(ctx, r.dir, r.mode, static_cast<int>(r.flags));
+    if (!created.ok()) {
+      out.error = ErrnoOf(created.status());
+      return out;
+    }
+    const auto& [attr, of] = *created;
+    fuse_file_info fi;
+    std::memset(&fi, 0, sizeof(fi));
+    FillOpen(self, of, &fi);
+    const fuse_entry_param e = Entry(self, attr);
+    out.nodeid = e.ino;
+    out.generation = e.generation;
+    out.entry_timeout = e.entry_timeout;
+    out.attr_timeout = e.attr_timeout;
+    out.attr = e.attr;
+    out.fh = fi.fh;
+    out.direct_io = fi.direct_io;
+    out.keep_cache = fi.keep_cache;
+    return out;
+  }
+
+  static void AbandonTmpfile(FuseAdapter& self, const FuseChannel::TmpfileResult& r) {
+    (void)self.fs_->Release(r.nodeid, r.fh);
+    self.fs_->Forget(r.nodeid, 1);
   }
 
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -552,7 +592,11 @@ struct FuseOps {
 };
 
 FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
-    : fs_(fs), options_(options), channel_(/*request_allow_mmap=*/!options.kernel_cache) {}
+    : fs_(fs), options_(options), channel_(/*request_allow_mmap=*/!options.kernel_cache) {
+  channel_.SetTmpfileHandler(
+      [this](const FuseChannel::TmpfileRequest& r) { return FuseOps::Tmpfile(*this, r); },
+      [this](const FuseChannel::TmpfileResult& r) { FuseOps::AbandonTmpfile(*this, r); });
+}
 
 FuseAdapter::~FuseAdapter() { StopInvalidator(); }
 
@@ -592,7 +636,8 @@ void FuseAdapter::StopInvalidator() {
 std::string FuseAdapter::StatsText() const {
   return absl::StrCat("fuse_direct_io_allow_mmap ", channel_.allow_mmap_granted() ? 1 : 0, "\n",
                       "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
-                      "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n");
+                      "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
+                      "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n");
 }
 
 }  // namespace reclaimfs::fs

@@ -1,6 +1,6 @@
-// INIT request/reply inspection on the raw FUSE protocol. Struct layouts come
-// from the kernel ABI header; the flags2 bit is defined here because the
-// installed header predates it.
+// INIT request/reply inspection and FUSE_TMPFILE on the raw FUSE protocol.
+// Struct layouts come from the kernel ABI header; the flags2 bit is defined
+// here because the installed header predates it.
 #include "fs/fuse/fuse_channel.h"
 
 #include <linux/fuse.h>
@@ -23,19 +23,118 @@ constexpr uint64_t kDirectIoAllowMmap = 1ull << 36;
 constexpr uint32_t kInitExt = FUSE_INIT_EXT;
 constexpr uint32_t kFuseInitOpcode = FUSE_INIT;
 
+// FUSE_TMPFILE (protocol 7.37): libfuse 3.14 has no handler for it.
+constexpr uint32_t kFuseTmpfileOpcode = FUSE_TMPFILE;
+
+// Seconds as the protocol's whole seconds and nanoseconds.
+void SplitTimeout(double t, uint64_t* sec, uint32_t* nsec) {
+  if (!(t > 0)) {
+    *sec = 0;
+    *nsec = 0;
+    return;
+  }
+  *sec = static_cast<uint64_t>(t);
+  *nsec = static_cast<uint32_t>((t - static_cast<double>(*sec)) * 1e9);
+}
+
+void FillAttr(const struct stat& st, fuse_attr* a) {
+  a->ino = st.st_ino;
+  a->mode = st.st_mode;
+  a->nlink = static_cast<uint32_t>(st.st_nlink);
+  a->uid = st.st_uid;
+  a->gid = st.st_gid;
+  a->rdev = static_cast<uint32_t>(st.st_rdev);
+  a->size = static_cast<uint64_t>(st.st_size);
+  a->blksize = static_cast<uint32_t>(st.st_blksize);
+  a->blocks = static_cast<uint64_t>(st.st_blocks);
+  a->atime = static_cast<uint64_t>(st.st_atim.tv_sec);
+  a->mtime = static_cast<uint64_t>(st.st_mtim.tv_sec);
+  a->ctime = static_cast<uint64_t>(st.st_ctim.tv_sec);
+  a->atimensec = static_cast<uint32_t>(st.st_atim.tv_nsec);
+  a->mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  a->ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
+}
+
 constexpr size_t kInitInFlags2End = offsetof(fuse_init_in, flags2) + sizeof(uint32_t);
 constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
 
 }  // namespace
 
 ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
-  const ssize_t n = ::read(fd, buf, len);
-  if (n > 0 && !init_seen_.load(std::memory_order_relaxed)) {
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, len);
+    if (n <= 0) return n;
     const int saved = errno;
-    NoteInit(buf, static_cast<size_t>(n));
+    if (!init_seen_.load(std::memory_order_relaxed)) NoteInit(buf, static_cast<size_t>(n));
+    const bool served = ServeTmpfile(fd, buf, static_cast<size_t>(n));
     errno = saved;
+    if (!served) return n;
+    // Answered here: read the next request for libfuse.
   }
-  return n;
+}
+
+bool FuseChannel::ServeTmpfile(int fd, const void* buf, size_t len) {
+  fuse_in_header in;
+  if (!tmpfile_handler_ || len < sizeof(in)) return false;
+  std::memcpy(&in, buf, sizeof(in));
+  if (in.opcode != kFuseTmpfileOpcode) return false;
+
+  // Body: fuse_create_in, then the name (the kernel's "/" placeholder;
+  // unused). A short body is answered EINVAL rather than guessed at.
+  TmpfileResult result;
+  fuse_create_in create{};
+  if (len - sizeof(in) < sizeof(create)) {
+    result.error = EINVAL;
+  } else {
+    std::memcpy(&create, static_cast<const char*>(buf) + sizeof(in), sizeof(create));
+    TmpfileRequest req;
+    req.dir = in.nodeid;
+    req.uid = in.uid;
+    req.gid = in.gid;
+    req.pid = in.pid;
+    req.flags = create.flags;
+    req.mode = create.mode;
+    req.umask = create.umask;
+    result = tmpfile_handler_(req);
+  }
+
+  fuse_out_header out{};
+  out.unique = in.unique;
+  if (result.error != 0) {
+    out.error = -result.error;
+    out.len = sizeof(out);
+    if (::write(fd, &out, sizeof(out)) < 0) {
+      spdlog::debug("FUSE_TMPFILE error reply not taken: {}", std::strerror(errno));
+    }
+    return true;
+  }
+
+  // Same layout as a CREATE reply: fuse_entry_out (shorter before 7.9),
+  // then fuse_open_out.
+  fuse_entry_out entry{};
+  entry.nodeid = result.nodeid;
+  entry.generation = result.generation;
+  SplitTimeout(result.entry_timeout, &entry.entry_valid, &entry.entry_valid_nsec);
+  SplitTimeout(result.attr_timeout, &entry.attr_valid, &entry.attr_valid_nsec);
+  FillAttr(result.attr, &entry.attr);
+  fuse_open_out open{};
+  open.fh = result.fh;
+  if (result.direct_io) open.open_flags |= FOPEN_DIRECT_IO;
+  if (result.keep_cache) open.open_flags |= FOPEN_KEEP_CACHE;
+  // The negotiated minor is the lower of the kernel's and libfuse's (which
+  // speaks the protocol of this header).
+  const uint32_t minor = std::min<uint32_t>(kernel_minor_.load(std::memory_order_relaxed), FUSE_KERNEL_MINOR_VERSION);
+  const size_t entry_size = minor < 9 ? FUSE_COMPAT_ENTRY_OUT_SIZE : sizeof(entry);
+  out.len = static_cast<uint32_t>(sizeof(out) + entry_size + sizeof(open));
+  const struct iovec iov[3] = {{&out, sizeof(out)}, {&entry, entry_size}, {&open, sizeof(open)}};
+  if (::writev(fd, iov, 3) < 0) {
+    // The kernel no longer waits for it (interrupted): undo.
+    spdlog::debug("FUSE_TMPFILE reply not taken: {}", std::strerror(errno));
+    if (tmpfile_abandon_) tmpfile_abandon_(result);
+    return true;
+  }
+  tmpfiles_served_.fetch_add(1, std::memory_order_relaxed);
+  return true;
 }
 
 void FuseChannel::NoteInit(const void* buf, size_t len) {
@@ -51,6 +150,7 @@ void FuseChannel::NoteInit(const void* buf, size_t len) {
   const bool ext = body_len >= kInitInFlags2End && (init.flags & kInitExt) != 0;
   const uint64_t flags = init.flags | (ext ? static_cast<uint64_t>(init.flags2) << 32 : 0);
   kernel_init_ext_.store(ext, std::memory_order_relaxed);
+  kernel_minor_.store(init.minor, std::memory_order_relaxed);
   offered_.store((flags & kDirectIoAllowMmap) != 0, std::memory_order_release);
   init_unique_.store(in.unique, std::memory_order_release);
   init_seen_.store(true, std::memory_order_release);

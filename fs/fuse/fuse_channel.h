@@ -11,21 +11,56 @@
 // leaving the rest of libfuse's protocol handling alone. Everything else
 // passes through unchanged.
 //
-// Called by libfuse's session-loop threads at once; no locks (atomics only).
-// Read blocks in read(2) until the kernel has a request or the session
-// ends; Writev blocks as writev(2) on /dev/fuse does.
+// It also serves the one request libfuse 3.14 cannot dispatch: FUSE_TMPFILE
+// (open(dir, O_TMPFILE), protocol 7.37). libfuse answers an unknown opcode
+// ENOSYS, after which the kernel fails every O_TMPFILE with EOPNOTSUPP for
+// the life of the mount. Read() hands such a request to the handler the
+// adapter registered, writes the reply itself (the same shape as a CREATE
+// reply) and reads on; libfuse never sees it.
+//
+// Called by libfuse's session-loop threads at once; no locks (atomics only;
+// the handler is set before the session loop starts). Read blocks in read(2)
+// until the kernel has a request or the session ends, and for as long as a
+// tmpfile handler runs; Writev blocks as writev(2) on /dev/fuse does.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 
 namespace reclaimfs::fs {
 
 class FuseChannel {
  public:
+  // A FUSE_TMPFILE request: the directory's node id, the caller, and the
+  // fuse_create_in fields.
+  struct TmpfileRequest {
+    uint64_t dir = 0;
+    uint32_t uid = 0, gid = 0, pid = 0;
+    uint32_t flags = 0;  // open(2) flags
+    uint32_t mode = 0;
+    uint32_t umask = 0;
+  };
+  // The handler's answer: an errno, or the new node and its open file.
+  struct TmpfileResult {
+    int error = 0;
+    uint64_t nodeid = 0;
+    uint64_t generation = 0;
+    double entry_timeout = 0, attr_timeout = 0;
+    struct stat attr {};
+    uint64_t fh = 0;
+    bool direct_io = false;
+    bool keep_cache = false;
+  };
+  using TmpfileHandler = std::function<TmpfileResult(const TmpfileRequest&)>;
+  // Called when the kernel did not take a successful reply (the request was
+  // interrupted): gives back the lookup reference and the open handle.
+  using TmpfileAbandon = std::function<void(const TmpfileResult&)>;
+
   // request_allow_mmap: ask for FUSE_DIRECT_IO_ALLOW_MMAP when offered.
   explicit FuseChannel(bool request_allow_mmap) : request_allow_mmap_(request_allow_mmap) {}
 
@@ -34,12 +69,22 @@ class FuseChannel {
   // writev(2) on /dev/fuse; patches the INIT reply. errno as writev(2).
   ssize_t Writev(int fd, const struct iovec* iov, int count);
 
+  // Before the session loop starts. Without a handler FUSE_TMPFILE goes to
+  // libfuse (ENOSYS).
+  void SetTmpfileHandler(TmpfileHandler handler, TmpfileAbandon abandon) {
+    tmpfile_handler_ = std::move(handler);
+    tmpfile_abandon_ = std::move(abandon);
+  }
+  uint64_t tmpfiles_served() const { return tmpfiles_served_.load(std::memory_order_relaxed); }
+
   // Whether the kernel offered, and we granted, shared mmap of direct-IO files.
   bool allow_mmap_offered() const { return offered_.load(std::memory_order_acquire); }
   bool allow_mmap_granted() const { return granted_.load(std::memory_order_acquire); }
 
  private:
   void NoteInit(const void* buf, size_t len);
+  // True if buf holds a FUSE_TMPFILE request we serve; it is then answered.
+  bool ServeTmpfile(int fd, const void* buf, size_t len);
 
   const bool request_allow_mmap_;
   std::atomic<bool> init_seen_{false};
@@ -47,6 +92,10 @@ class FuseChannel {
   std::atomic<bool> kernel_init_ext_{false};
   std::atomic<bool> offered_{false};
   std::atomic<bool> granted_{false};
+  std::atomic<uint32_t> kernel_minor_{0};
+  TmpfileHandler tmpfile_handler_;
+  TmpfileAbandon tmpfile_abandon_;
+  std::atomic<uint64_t> tmpfiles_served_{0};
 };
 
 }  // namespace reclaimfs::fs

@@ -141,6 +141,53 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Create(const Request
   return std::make_pair(s.AttrsOf(ref.get()), of);
 }
 
+absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const RequestContext& ctx, uint64_t parent,
+                                                                    uint32_t mode, int flags) {
+  Impl& s = *impl_;
+  const int acc = flags & O_ACCMODE;
+  if (acc != O_WRONLY && acc != O_RDWR) return ErrnoStatus(EINVAL, "O_TMPFILE needs write access");
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(parent));
+  InodeRef ref;
+  {
+    std::lock_guard ns(s.ns_mu);
+    const InodeRecord prec = Impl::Rec(dir.get());
+    if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
+    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+    const NewOwnership own = OwnershipForNew(ctx, prec, S_IFREG, mode & 07777);
+    InodeRecord rec;
+    rec.ino = s.meta->AllocateIno();
+    rec.mode = own.mode;
+    rec.uid = own.uid;
+    rec.gid = own.gid;
+    rec.nlink = 0;
+    rec.atime = rec.mtime = rec.ctime = rec.btime = Now();
+    // Nameless from birth: an orphan, so a crash frees it (ReplayOrphans).
+    // The directory is not changed.
+    storage::MetaStore::Batch batch;
+    rec.generation = s.NewGeneration(&batch);
+    batch.PutInode(rec);
+    batch.AddOrphan(rec.ino);
+    RFS_RETURN_IF_ERROR(s.Commit(batch, {}));
+    ref = s.cache->Install(rec);
+    s.inode_count.fetch_add(1, std::memory_order_relaxed);
+    {
+      std::lock_guard t(s.tmpfile_mu);
+      s.tmpfiles.insert(rec.ino);
+    }
+    s.cache->AddLookup(ref.get(), 0, {});
+    s.cache->AddOpen(ref.get());
+    // Referenced (lookup and open): freed only after the last Forget and
+    // Release, like any unlinked open file.
+    s.cache->SetUnlinked(ref.get());
+  }
+  OpenFile of;
+  of.fh = s.handles.Add(Handle{ref->ino, flags, ctx.uid, ctx.gid, /*dir=*/false, ref->wb_err.Sample()});
+  of.direct_io = !s.options.kernel_cache;
+  of.keep_cache = s.options.kernel_cache;
+  return std::make_pair(s.AttrsOf(ref.get()), of);
+}
+
 // ---------------------------------------------------------------------------
 // Data
 

@@ -105,14 +105,21 @@ absl::Status Filesystem::Impl::Start() {
   if (absl::Status st = ReplayOrphans(); !st.ok()) return WithContext(st, dir);
 
   uint64_t inodes = 0;
+  uint64_t max_generation = 0;
   std::unordered_map<uint64_t, uint64_t> file_sizes;
   absl::Status st = meta->ForEachInode([&](const storage::InodeRecord& rec) {
     ++inodes;
+    max_generation = std::max(max_generation, rec.generation);
     if (S_ISREG(rec.mode)) file_sizes[rec.ino] = rec.size;
     return true;
   });
   if (!st.ok()) return WithContext(st, dir);
   inode_count = inodes;
+  // Stores from before the persisted mark have none: continue above every
+  // generation still in use.
+  absl::StatusOr<uint64_t> mark = meta->ReadNextGeneration();
+  if (!mark.ok()) return WithContext(mark.status(), dir);
+  next_generation = std::max(*mark, max_generation + 1);
   if (absl::Status t = TrimPastEof(file_sizes); !t.ok()) return WithContext(t, dir);
 
   absl::StatusOr<InodeRef> r = cache->Get(storage::kRootIno);
@@ -290,12 +297,14 @@ absl::Status Filesystem::Impl::PersistAllDirty(bool after_writeback) {
   return absl::OkStatus();
 }
 
-uint64_t Filesystem::Impl::NewGeneration() {
-  // Inode numbers may be reused after a remount; time plus a sequence keeps
-  // (ino, generation) unique.
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(now).count()) +
-         generation_seq.fetch_add(1, std::memory_order_relaxed);
+uint64_t Filesystem::Impl::NewGeneration(storage::MetaStore::Batch* batch) {
+  // Inode numbers are reused after a remount (the highest one, deleted);
+  // the kernel tells a stale file handle by (node id, generation), so a
+  // generation is never handed out twice: the mark goes into the batch
+  // that creates the inode.
+  const uint64_t gen = next_generation.fetch_add(1, std::memory_order_relaxed);
+  batch->PutNextGeneration(gen + 1);
+  return gen;
 }
 
 void Filesystem::Impl::AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* batch) {
@@ -384,6 +393,10 @@ EvictQueue::Outcome Filesystem::Impl::EvictWork(uint64_t ino, bool final_pass) {
       return Outcome::kRetry;
     }
     cache->Remove(ref);
+    {
+      std::lock_guard t(tmpfile_mu);
+      tmpfiles.erase(ino);
+    }
     inode_count.fetch_sub(1, std::memory_order_relaxed);
     deallocations.fetch_add(1, std::memory_order_relaxed);
     return Outcome::kDone;

@@ -134,6 +134,8 @@ class Filesystem {
   absl::StatusOr<Attributes> Symlink(const RequestContext& ctx, uint64_t parent, std::string_view name,
                                      std::string_view target);
   absl::StatusOr<std::string> Readlink(uint64_t ino);
+  // ENOENT for a file whose last name is gone, except a Tmpfile not yet
+  // linked: that one gets its first name (and stops being an orphan).
   absl::StatusOr<Attributes> Link(const RequestContext& ctx, uint64_t ino, uint64_t new_parent,
                                   std::string_view new_name);
   absl::Status Unlink(const RequestContext& ctx, uint64_t parent, std::string_view name);
@@ -145,6 +147,12 @@ class Filesystem {
   absl::StatusOr<OpenFile> Open(const RequestContext& ctx, uint64_t ino, int flags);
   absl::StatusOr<std::pair<Attributes, OpenFile>> Create(const RequestContext& ctx, uint64_t parent,
                                                          std::string_view name, uint32_t mode, int flags);
+  // O_TMPFILE: an open regular file in `parent`'s filesystem with no name
+  // (nlink 0), mode and umask as Create. It is an orphan from birth, freed
+  // when closed and forgotten (or at the next mount after a crash), unless
+  // Link gives it a name first. Adds a lookup reference and an open handle.
+  absl::StatusOr<std::pair<Attributes, OpenFile>> Tmpfile(const RequestContext& ctx, uint64_t parent,
+                                                          uint32_t mode, int flags);
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
   // O_APPEND handles write at the current end of file.
   absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size);

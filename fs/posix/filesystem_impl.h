@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -90,6 +91,10 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // `parent`; the result carries one lookup reference.
   absl::StatusOr<InodeRef> CreateNode(const RequestContext& ctx, uint64_t parent, std::string_view name,
                                       uint32_t mode, uint64_t rdev, std::string_view symlink);
+  // Lookup of "." (the node itself) or ".." (a directory's parent) of any
+  // node id, for the kernel decoding a file handle: ENOENT if the node is
+  // gone. Adds a lookup reference like any lookup.
+  absl::StatusOr<Attributes> LookupDot(uint64_t node, bool dotdot);
   // Unlink (dir=false) or rmdir (dir=true) of parent/name.
   absl::Status RemoveName(const RequestContext& ctx, uint64_t parent, std::string_view name, bool dir);
   // After a failed commit: puts back the link fields a namespace operation
@@ -99,7 +104,9 @@ struct Filesystem::Impl final : public InodeRecordSource {
   void TouchAtime(Inode* inode);
   // Is `ancestor` the directory `dir` or one of its ancestors?
   absl::StatusOr<bool> IsAncestorOrSelf(uint64_t ancestor, uint64_t dir);
-  uint64_t NewGeneration();
+  // A generation for a new inode; adds the raised high-water mark to the
+  // batch that creates it. Called under ns_mu, so marks commit in order.
+  uint64_t NewGeneration(storage::MetaStore::Batch* batch);
 
   // Eviction and deallocation.
   EvictQueue::Outcome EvictWork(uint64_t ino, bool final_pass);
@@ -139,11 +146,16 @@ struct Filesystem::Impl final : public InodeRecordSource {
   std::mutex xattr_mu;
   std::atomic<bool> read_only;
 
+  // Tmpfiles never linked: Link may give these (nlink 0) a name. A leaf
+  // lock; entries go when linked or deallocated.
+  std::mutex tmpfile_mu;
+  std::unordered_set<uint64_t> tmpfiles;
+
   std::atomic<uint64_t> inode_count{0};
   std::atomic<uint64_t> deallocations{0};
   std::atomic<uint64_t> orphans_replayed{0};
   std::atomic<uint64_t> dealloc_failures{0};
-  std::atomic<uint64_t> generation_seq{0};
+  std::atomic<uint64_t> next_generation{1};
 
   std::mutex shutdown_mu;
   bool stopped = false;

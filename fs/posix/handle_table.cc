@@ -40,6 +40,12 @@ std::optional<Handle> HandleTable::Remove(uint64_t fh) {
   return h;
 }
 
+void HandleTable::SetScanEnd(uint64_t fh, uint64_t cookie) {
+  std::lock_guard l(mu_);
+  auto it = handles_.find(fh);
+  if (it != handles_.end()) it->second.scan_end = cookie;
+}
+
 int HandleTable::TakeWritebackError(uint64_t fh, const ErrorSequence& errors) {
   std::lock_guard l(mu_);
   auto it = handles_.find(fh);

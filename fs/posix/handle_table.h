@@ -21,6 +21,11 @@ struct Handle {
   uint32_t uid = 0, gid = 0;
   bool dir = false;
   uint64_t wb_err_seen = 0;  // the file's writeback error events seen (ErrorSequence)
+  // Directories: the directory's next cookie when the scan from offset 0
+  // began; entries with cookies from here on (created or renamed since) are
+  // not listed, so a scan returns each entry at most once and ends.
+  // 0: no limit (the scan did not start at 0 through this handle).
+  uint64_t scan_end = 0;
 
   bool readable() const;
   bool writable() const;
@@ -32,6 +37,8 @@ class HandleTable {
   uint64_t Add(const Handle& h);
   std::optional<Handle> Get(uint64_t fh) const;
   std::optional<Handle> Remove(uint64_t fh);
+  // Sets a directory handle's scan_end (no-op for an unknown fh).
+  void SetScanEnd(uint64_t fh, uint64_t cookie);
   // The errno of a writeback error of the file that this handle has not
   // reported yet (0 if none); it is reported once per handle.
   int TakeWritebackError(uint64_t fh, const ErrorSequence& errors);

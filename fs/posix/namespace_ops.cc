@@ -99,7 +99,6 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   rec.nlink = S_ISDIR(type) ? 2 : 1;
   rec.size = S_ISLNK(type) ? symlink.size() : 0;
   rec.rdev = (S_ISCHR(type) || S_ISBLK(type)) ? rdev : 0;
-  rec.generation = NewGeneration();
   rec.atime = rec.mtime = rec.ctime = rec.btime = now;
   if (S_ISDIR(type)) rec.parent = parent;
   rec.symlink.assign(symlink);
@@ -112,6 +111,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
     if (S_ISDIR(type)) ++p.nlink;
   });
   storage::MetaStore::Batch batch;
+  rec.generation = NewGeneration(&batch);
   batch.PutInode(rec);
   batch.PutDentry(parent, name, DirEntry{rec.ino, type, cookie});
   if (absl::Status s = Commit(batch, {dir.get()}); !s.ok()) {
@@ -184,26 +184,35 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
 // ---------------------------------------------------------------------------
 // Lookup and forget
 
+absl::StatusOr<Attributes> Filesystem::Impl::LookupDot(uint64_t node, bool dotdot) {
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, Pin(node));
+  const InodeRecord rec = Rec(ref.get());
+  // Deleted and no longer open (the kernel would have found an open one in
+  // its own cache): the handle is stale.
+  if (rec.nlink == 0) return ErrnoStatus(ENOENT, "inode was removed");
+  if (dotdot) {
+    if (!S_ISDIR(rec.mode)) return ErrnoStatus(ENOTDIR);
+    ref.reset();
+    RFS_ASSIGN_OR_RETURN(ref, Pin(rec.parent != 0 ? rec.parent : storage::kRootIno));
+  }
+  cache->AddLookup(ref.get(), 0, {});
+  return AttrsOf(ref.get());
+}
+
 absl::StatusOr<Attributes> Filesystem::Lookup(const RequestContext& ctx, uint64_t parent, std::string_view name) {
   Impl& s = *impl_;
   if (name.size() > kNameMax) return ErrnoStatus(ENAMETOOLONG);
+  // Path walks resolve "." and ".." in the kernel; only file-handle decoding
+  // (export) asks, for any node id, with the caller already privileged.
+  if (IsDotOrDotDot(name)) return s.LookupDot(parent, name == "..");
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(parent));
   const InodeRecord prec = Impl::Rec(dir.get());
   RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, X_OK));
-  const bool dot = IsDotOrDotDot(name);
-  uint64_t target;
-  if (name == ".") {
-    target = parent;
-  } else if (name == "..") {
-    target = prec.parent != 0 ? prec.parent : storage::kRootIno;
-  } else {
-    RFS_RETURN_IF_ERROR(ValidateName(name));
-    absl::StatusOr<DirEntry> d = s.meta->GetDentry(parent, name);
-    if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
-    target = d->ino;
-  }
-  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(target));
-  s.cache->AddLookup(ref.get(), dot ? 0 : parent, name);
+  RFS_RETURN_IF_ERROR(ValidateName(name));
+  absl::StatusOr<DirEntry> d = s.meta->GetDentry(parent, name);
+  if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(d->ino));
+  s.cache->AddLookup(ref.get(), parent, name);
   return s.AttrsOf(ref.get());
 }
 
@@ -273,7 +282,12 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     const InodeRecord srec = Impl::Rec(src.get());
     const InodeRecord prec = Impl::Rec(dir.get());
     if (S_ISDIR(srec.mode)) return ErrnoStatus(EPERM, "hard link to a directory");
-    if (srec.nlink == 0) return ErrnoStatus(ENOENT, "file was removed");
+    bool tmpfile = false;
+    if (srec.nlink == 0) {
+      std::lock_guard t(s.tmpfile_mu);
+      tmpfile = s.tmpfiles.count(ino) != 0;
+    }
+    if (srec.nlink == 0 && !tmpfile) return ErrnoStatus(ENOENT, "file was removed");
     if (srec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
     RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
@@ -294,9 +308,16 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     });
     storage::MetaStore::Batch batch;
     batch.PutDentry(new_parent, new_name, DirEntry{ino, srec.mode & S_IFMT, cookie});
+    // A tmpfile's first name: it is no longer an orphan, in the same commit.
+    if (tmpfile) batch.RemoveOrphan(ino);
     if (absl::Status st = s.Commit(batch, {dir.get(), src.get()}); !st.ok()) {
       Impl::RestoreLinks(src.get(), srec);
       return st;
+    }
+    if (tmpfile) {
+      s.cache->ClearUnlinked(src.get());
+      std::lock_guard t(s.tmpfile_mu);
+      s.tmpfiles.erase(ino);
     }
   }
   s.cache->AddLookup(src.get(), new_parent, new_name);
@@ -471,6 +492,19 @@ absl::Status Filesystem::ReadDir(const RequestContext& ctx, uint64_t ino, uint64
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(ino));
   const InodeRecord drec = Impl::Rec(dir.get());
 
+  // A rename gives the moved entry a new cookie, above every existing one:
+  // a scan would meet it again (and again, if each pass renames). So a scan
+  // ends at the cookie the directory would have handed out next when it
+  // began; rewinddir (offset 0) starts a new one.
+  uint64_t scan_end = 0;
+  if (offset == 0) {
+    scan_end = std::max(drec.next_dir_cookie, kFirstCookie);
+    s.handles.SetScanEnd(fh, scan_end);
+  } else if (std::optional<Handle> h = s.handles.Get(fh); h && h->dir && h->ino == ino) {
+    scan_end = h->scan_end;
+  }
+  auto past_end = [scan_end](uint64_t cookie) { return scan_end != 0 && cookie >= scan_end; };
+
   // "." and ".." never take lookup references: the kernel ignores them.
   auto emit_dot = [&](std::string_view dot, uint64_t target, uint64_t next) {
     DirListEntry e;
@@ -500,7 +534,12 @@ absl::Status Filesystem::ReadDir(const RequestContext& ctx, uint64_t ino, uint64
       return chunk.size() < kChunk;
     });
     if (!st.ok()) return st;
+    bool done = false;
     for (auto& [name, e] : chunk) {
+      if (past_end(e.cookie)) {
+        done = true;
+        break;
+      }
       DirListEntry out;
       out.name = name;
       out.ino = e.ino;
@@ -521,7 +560,7 @@ absl::Status Filesystem::ReadDir(const RequestContext& ctx, uint64_t ino, uint64
       if (plus) s.cache->AddLookup(ref.get(), ino, name);
       after = e.cookie;
     }
-    if (chunk.size() < kChunk) break;
+    if (done || chunk.size() < kChunk) break;
   }
   s.TouchAtime(dir.get());
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 // Directory listing on a mounted reclaimfs: 1000 entries each exactly once
 // with the right d_type, telldir/seekdir, and getdents64 in small chunks
-// while the directory changes (entries present throughout appear exactly once).
+// while the directory changes (entries present throughout appear exactly
+// once) or while every listed entry is renamed (the listing ends).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -140,6 +141,37 @@ TEST_F(PosixReaddirTest, ListingWhileTheDirectoryChanges) {
   std::set<std::string> unique(now.begin(), now.end());
   EXPECT_EQ(unique.size(), now.size());
   for (const auto& name : now) EXPECT_TRUE(Exists(d + "/" + name)) << name;
+}
+
+// What xfstests' readdir-while-renames does: each entry is renamed within
+// the directory as soon as it is listed. A rename gives the entry a new
+// position at the end; the listing must still return each file once and end.
+TEST_F(PosixReaddirTest, RenamingEveryEntryDuringTheListing) {
+  const std::string d = Path("d");
+  ASSERT_SYS_OK(mkdir(d.c_str(), 0755));
+  constexpr int kFiles = 2000;
+  for (int i = 0; i < kFiles; ++i) WriteFile(d + "/" + std::to_string(i), "");
+  UniqueFd fd = Open(d, O_RDONLY | O_DIRECTORY);
+  std::map<std::string, int> seen;
+  int listed = 0;
+  for (;;) {
+    std::vector<Entry> chunk = GetdentsChunk(fd.get(), 1024);
+    if (chunk.empty()) break;
+    for (const auto& e : chunk) {
+      if (e.name == "." || e.name == "..") continue;
+      ++listed;
+      ++seen[e.name];
+      ASSERT_SYS_OK(rename((d + "/" + e.name).c_str(), (d + "/" + e.name + "_r").c_str()));
+    }
+    ASSERT_LE(listed, 3 * kFiles) << "listing does not terminate";
+  }
+  EXPECT_EQ(listed, kFiles);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kFiles));
+  for (const auto& [name, count] : seen) {
+    EXPECT_EQ(count, 1) << name << " returned twice";
+    EXPECT_EQ(name.find("_r"), std::string::npos) << "renamed entry " << name << " returned again";
+  }
+  EXPECT_EQ(ListDir(d).size(), static_cast<size_t>(kFiles));
 }
 
 TEST_F(PosixReaddirTest, EmptyDirectoryHasOnlyDotEntries) {

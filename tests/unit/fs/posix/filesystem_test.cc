@@ -337,6 +337,61 @@ TEST_F(FilesystemTest, LookupCountsAndForget) {
   fs_->Forget(123456, 3);
 }
 
+TEST_F(FilesystemTest, LookupDotAndDotDotOfAnyNode) {
+  // What the kernel asks when it decodes a file handle: "." of any node id
+  // and ".." of a directory, for nodes it has no inode for (here: nothing
+  // is cached after the remount).
+  Attributes d = MakeDir(kRoot, "d");
+  Attributes sub = MakeDir(d.ino, "sub");
+  Attributes f = MakeFile(sub.ino, "f");
+  Remount();
+  ASSERT_OK_AND_ASSIGN(Attributes self, fs_->Lookup(root_, f.ino, "."));
+  EXPECT_EQ(self.ino, f.ino);
+  EXPECT_EQ(self.generation, f.generation);
+  EXPECT_TRUE(S_ISREG(self.mode));
+  ASSERT_OK_AND_ASSIGN(Attributes up, fs_->Lookup(root_, sub.ino, ".."));
+  EXPECT_EQ(up.ino, d.ino);
+  EXPECT_EQ(up.generation, d.generation);
+  ASSERT_OK_AND_ASSIGN(Attributes top, fs_->Lookup(root_, kRoot, ".."));
+  EXPECT_EQ(top.ino, kRoot);
+  EXPECT_ERRNO(fs_->Lookup(root_, f.ino, ".."), ENOTDIR);
+  EXPECT_ERRNO(fs_->Lookup(root_, 1u << 30, "."), ENOENT);
+  fs_->Forget(d.ino, 1);
+  fs_->Forget(kRoot, 1);
+
+  // The "." lookup holds a reference like any lookup: the unlinked file
+  // stays until it is forgotten; then "." of it is stale.
+  ASSERT_OK(fs_->Unlink(root_, sub.ino, "f"));
+  EXPECT_ERRNO(fs_->Lookup(root_, f.ino, "."), ENOENT);
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(Stat("inode_deallocations"), 0u);
+  fs_->Forget(f.ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+  EXPECT_ERRNO(fs_->Lookup(root_, f.ino, "."), ENOENT);
+  EXPECT_ERRNO(fs_->GetAttr(f.ino), ENOENT);
+}
+
+TEST_F(FilesystemTest, GenerationsStableAndNeverReused) {
+  Attributes keep = MakeFile(kRoot, "keep");
+  Attributes a = MakeFile(kRoot, "a");
+  EXPECT_NE(keep.generation, a.generation);
+  ASSERT_OK(fs_->Unlink(root_, kRoot, "a"));
+  fs_->Forget(a.ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+  Remount();
+  EXPECT_EQ(Attr(keep.ino).generation, keep.generation);
+  // The highest inode number was freed: the next file gets it again, and a
+  // generation it never had.
+  Attributes b = MakeFile(kRoot, "b");
+  ASSERT_EQ(b.ino, a.ino);
+  EXPECT_NE(b.generation, a.generation);
+  EXPECT_NE(static_cast<uint32_t>(b.generation), static_cast<uint32_t>(a.generation));
+  ASSERT_OK_AND_ASSIGN(Attributes looked, fs_->Lookup(root_, kRoot, "b"));
+  EXPECT_EQ(looked.generation, b.generation);
+  Remount();
+  EXPECT_EQ(Attr(b.ino).generation, b.generation);
+}
+
 TEST_F(FilesystemTest, MknodTypes) {
   ASSERT_OK_AND_ASSIGN(Attributes fifo, fs_->Mknod(root_, kRoot, "fifo", S_IFIFO | 0640, 0));
   EXPECT_TRUE(S_ISFIFO(fifo.mode));
@@ -611,6 +666,45 @@ TEST_F(FilesystemTest, ReadDirStableWhileDirectoryChanges) {
       EXPECT_EQ(all.count(n), 1u) << "survivor skipped: " << n;
     }
   }
+  ASSERT_OK(fs_->ReleaseDir(d.ino, fh));
+}
+
+TEST_F(FilesystemTest, ReadDirEndsWhileEveryEntryIsRenamed) {
+  // Each listed entry is renamed at once (a new cookie above all others):
+  // the scan must still list every file once and end.
+  Attributes d = MakeDir(kRoot, "d");
+  constexpr int kFiles = 500;
+  for (int i = 0; i < kFiles; ++i) MakeFile(d.ino, "f" + std::to_string(i));
+  ASSERT_OK_AND_ASSIGN(uint64_t fh, fs_->OpenDir(root_, d.ino, O_RDONLY));
+  std::set<std::string> seen;
+  int listed = 0;
+  uint64_t offset = 0;
+  for (int pass = 0; pass < 4 * kFiles; ++pass) {
+    std::vector<std::string> batch;
+    ASSERT_OK(fs_->ReadDir(root_, d.ino, fh, offset, false, [&](const DirListEntry& e) {
+      if (batch.size() == 16) return false;  // a small getdents buffer
+      batch.push_back(e.name);
+      offset = e.next_offset;
+      return true;
+    }));
+    if (batch.empty()) break;
+    for (const std::string& n : batch) {
+      if (n == "." || n == "..") continue;
+      ++listed;
+      EXPECT_TRUE(seen.insert(n).second) << "listed twice: " << n;
+      ASSERT_OK(fs_->Rename(root_, d.ino, n, d.ino, n + "-renamed", 0));
+    }
+  }
+  EXPECT_EQ(listed, kFiles);
+  for (const std::string& n : seen) EXPECT_EQ(n.find("-renamed"), std::string::npos) << n;
+  // Rewinding starts a new scan, which sees the new names.
+  std::set<std::string> again;
+  ASSERT_OK(fs_->ReadDir(root_, d.ino, fh, 0, false, [&](const DirListEntry& e) {
+    if (e.name != "." && e.name != "..") again.insert(e.name);
+    return true;
+  }));
+  EXPECT_EQ(again.size(), static_cast<size_t>(kFiles));
+  EXPECT_EQ(again.count("f0-renamed"), 1u);
   ASSERT_OK(fs_->ReleaseDir(d.ino, fh));
 }
 
@@ -1263,6 +1357,65 @@ TEST_F(FilesystemTest, UnlinkedOpenFileReadableUntilReleaseThenFreed) {
   ASSERT_OK_AND_ASSIGN(FsStats after, fs_->StatFs());
   EXPECT_EQ(after.blocks_free, before.blocks_free);
   EXPECT_EQ(after.blocks_avail, before.blocks_avail);
+}
+
+TEST_F(FilesystemTest, TmpfileIsAnOrphanUntilLinked) {
+  Attributes d = MakeDir(kRoot, "d");
+  RequestContext masked = root_;
+  masked.umask = 022;
+  ASSERT_OK_AND_ASSIGN(auto t, fs_->Tmpfile(masked, d.ino, 0666, O_RDWR));
+  const uint64_t ino = t.first.ino;
+  EXPECT_EQ(t.first.nlink, 0u);
+  EXPECT_EQ(t.first.mode, S_IFREG | 0644u);
+  EXPECT_TRUE(List(d.ino).empty());
+  ASSERT_OK(fs_->Write(ino, t.second.fh, 0, "tmp data", 8));
+  EXPECT_ERRNO(fs_->Tmpfile(root_, d.ino, 0644, O_RDONLY), EINVAL);
+
+  // Linking gives it a name and takes it off the orphan list.
+  ASSERT_OK_AND_ASSIGN(Attributes linked, fs_->Link(root_, ino, d.ino, "named"));
+  EXPECT_EQ(linked.nlink, 1u);
+  ASSERT_OK(fs_->Release(ino, t.second.fh));
+  fs_->Forget(ino, 2);  // the tmpfile's lookup and the link's
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(Stat("inode_deallocations"), 0u);
+  Remount();
+  EXPECT_EQ(Stat("orphans_replayed"), 0u);
+  ASSERT_OK_AND_ASSIGN(Attributes again, fs_->Lookup(root_, d.ino, "named"));
+  EXPECT_EQ(again.ino, ino);
+  EXPECT_EQ(again.nlink, 1u);
+  EXPECT_EQ(*ReadFile(ino, 0, 100), "tmp data");
+
+  // Unlinked again, it is an ordinary removed file: no second name.
+  ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, ino, O_RDONLY));
+  ASSERT_OK(fs_->Unlink(root_, d.ino, "named"));
+  EXPECT_ERRNO(fs_->Link(root_, ino, d.ino, "back"), ENOENT);
+  ASSERT_OK(fs_->Release(ino, of.fh));
+  fs_->Forget(ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+}
+
+TEST_F(FilesystemTest, UnnamedTmpfileFreedOnCloseOrAtNextMount) {
+  ASSERT_OK_AND_ASSIGN(FsStats before, fs_->StatFs());
+  ASSERT_OK_AND_ASSIGN(auto t, fs_->Tmpfile(root_, kRoot, 0600, O_WRONLY));
+  const std::string data(256 << 10, 'q');
+  ASSERT_OK(fs_->Write(t.first.ino, t.second.fh, 0, data.data(), data.size()));
+  ASSERT_OK(fs_->Fsync(t.first.ino, t.second.fh, false));
+  ASSERT_OK(fs_->Release(t.first.ino, t.second.fh));
+  fs_->Forget(t.first.ino, 1);
+  ASSERT_TRUE(WaitFor([&] { return Stat("inode_deallocations") == 1; }));
+  EXPECT_ERRNO(fs_->GetAttr(t.first.ino), ENOENT);
+  ASSERT_OK_AND_ASSIGN(FsStats closed, fs_->StatFs());
+  EXPECT_EQ(closed.blocks_free, before.blocks_free);
+
+  // Still open at unmount (as after a crash): the next mount frees it.
+  ASSERT_OK_AND_ASSIGN(auto u, fs_->Tmpfile(root_, kRoot, 0600, O_RDWR));
+  ASSERT_OK(fs_->Write(u.first.ino, u.second.fh, 0, data.data(), data.size()));
+  ASSERT_OK(fs_->Fsync(u.first.ino, u.second.fh, false));
+  Remount();
+  EXPECT_EQ(Stat("orphans_replayed"), 1u);
+  EXPECT_ERRNO(fs_->GetAttr(u.first.ino), ENOENT);
+  ASSERT_OK_AND_ASSIGN(FsStats after, fs_->StatFs());
+  EXPECT_EQ(after.blocks_free, before.blocks_free);
 }
 
 TEST_F(FilesystemTest, StatFsFollowsWrites) {

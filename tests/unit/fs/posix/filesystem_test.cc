@@ -1384,7 +1384,7 @@ TEST_F(FilesystemTest, FallocateZeroCollapseInsertMatchModel) {
     const uint64_t size = model.size();
     const std::string what = "step " + std::to_string(step);
     SCOPED_TRACE(what);
-    switch (below(7)) {
+    switch (below(8)) {
       case 0: {  // write, sometimes past EOF
         const uint64_t off = below(size + 3 * kPage), len = 1 + below(3 * kPage);
         const std::string data(len, static_cast<char>('a' + step % 26));
@@ -1435,6 +1435,13 @@ TEST_F(FilesystemTest, FallocateZeroCollapseInsertMatchModel) {
       case 6:
         ASSERT_NO_FATAL_FAILURE(check(what));
         break;
+      case 7: {  // preallocate, with or without KEEP_SIZE
+        const uint64_t off = below(size + 2 * kPage), len = 1 + below(4 * kPage);
+        const bool keep = below(2);
+        ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, keep ? FALLOC_FL_KEEP_SIZE : 0, off, len));
+        if (!keep && model.size() < off + len) model.resize(off + len, '\0');
+        break;
+      }
     }
     ASSERT_OK(fs_->Release(f.ino, of.fh));
   }
@@ -1486,6 +1493,92 @@ TEST_F(FilesystemTest, FallocateZeroRangeAllocates) {
   EXPECT_EQ(got.substr(0, kPage + 10), std::string(kPage + 10, 'w'));
   EXPECT_EQ(got.substr(kPage + 10), std::string(6 * kPage, '\0'));
   EXPECT_GE(Attr(f.ino).blocks, 12 * (kPage / 512));
+}
+
+// Each mode over a file whose blocks are in every state: written back (0-3),
+// a hole (4-5), preallocated (6-9), dirty in the cache (10-13) and a dirty
+// partial last block (14); compared with a model before and after a remount.
+TEST_F(FilesystemTest, FallocateModesOverMixedBlockStates) {
+  constexpr uint64_t kPage = 4096;
+  struct Op {
+    int mode;
+    uint64_t off, len;
+  };
+  const Op ops[] = {
+      {FALLOC_FL_ZERO_RANGE, 1000, 13 * kPage + 7},
+      {FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 12 * kPage + 3000, 8 * kPage},
+      {FALLOC_FL_COLLAPSE_RANGE, 2 * kPage, 6 * kPage},   // written, hole, preallocated go
+      {FALLOC_FL_COLLAPSE_RANGE, 8 * kPage, 2 * kPage},   // dirty pages go, the tail moves
+      {FALLOC_FL_INSERT_RANGE, 3 * kPage, 5 * kPage},     // inside written-back data
+      {FALLOC_FL_INSERT_RANGE, 11 * kPage, 2 * kPage},    // between dirty pages
+      {FALLOC_FL_INSERT_RANGE, 14 * kPage, kPage},        // the partial last block moves
+  };
+  std::vector<std::pair<uint64_t, std::string>> files;
+  for (const Op& op : ops) {
+    SCOPED_TRACE("op " + std::to_string(files.size()));
+    Attributes f = MakeFile(kRoot, "m" + std::to_string(files.size()));
+    std::string model = std::string(4 * kPage, 'w');
+    ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_RDWR));
+    ASSERT_OK(fs_->Write(f.ino, of.fh, 0, model.data(), model.size()));
+    ASSERT_OK(fs_->Fsync(f.ino, of.fh, false));
+    ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, 0, 6 * kPage, 4 * kPage));
+    const std::string dirty(4 * kPage + 100, 'd');
+    ASSERT_OK(fs_->Write(f.ino, of.fh, 10 * kPage, dirty.data(), dirty.size()));
+    model.resize(10 * kPage, '\0');
+    model += dirty;
+    ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, op.mode, op.off, op.len));
+    switch (op.mode & ~FALLOC_FL_KEEP_SIZE) {
+      case FALLOC_FL_ZERO_RANGE:
+        if (!(op.mode & FALLOC_FL_KEEP_SIZE) && model.size() < op.off + op.len) model.resize(op.off + op.len, '\0');
+        std::fill_n(model.begin() + op.off, std::min<uint64_t>(op.len, model.size() - op.off), '\0');
+        break;
+      case FALLOC_FL_COLLAPSE_RANGE: model.erase(op.off, op.len); break;
+      case FALLOC_FL_INSERT_RANGE: model.insert(op.off, op.len, '\0'); break;
+    }
+    ASSERT_OK(fs_->Release(f.ino, of.fh));
+    EXPECT_EQ(Attr(f.ino).size, model.size());
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(f.ino, 0, model.size() + kPage));
+    EXPECT_EQ(got, model);
+    // st_blocks: a shift moves blocks, it does not lose or invent any.
+    const uint64_t blocks = Attr(f.ino).blocks;
+    EXPECT_GE(blocks, 8u) << "blocks lost";
+    EXPECT_LE(blocks, (model.size() / kPage + 12) * (kPage / 512));
+    files.emplace_back(f.ino, model);
+  }
+  Remount();
+  for (const auto& [ino, model] : files) {
+    EXPECT_EQ(Attr(ino).size, model.size());
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(ino, 0, model.size() + kPage));
+    EXPECT_EQ(got, model) << "inode " << ino << " after remount";
+  }
+}
+
+// Space a zeroing allocated is there for the writes that follow, even on a
+// full store.
+TEST_F(FilesystemTest, FallocateZeroRangeReservesSpaceForLaterWrites) {
+  Attributes z = MakeFile(kRoot, "z");
+  ASSERT_OK_AND_ASSIGN(OpenFile zf, fs_->Open(root_, z.ino, O_RDWR));
+  ASSERT_OK(fs_->Fallocate(root_, z.ino, zf.fh, FALLOC_FL_ZERO_RANGE, 0, 24 << 20));
+  Attributes filler = MakeFile(kRoot, "filler");
+  ASSERT_OK_AND_ASSIGN(OpenFile ff, fs_->Open(root_, filler.ino, O_RDWR));
+  const std::string chunk(1 << 20, 'f');
+  bool full = false;
+  for (uint64_t off = 0; off < (64u << 20) && !full; off += chunk.size()) {
+    auto n = fs_->Write(filler.ino, ff.fh, off, chunk.data(), chunk.size());
+    if (!n.ok()) {
+      ASSERT_EQ(ToErrno(n.status()), ENOSPC) << n.status().ToString();
+      full = true;
+    }
+  }
+  ASSERT_TRUE(full) << "the store never filled";
+  const std::string data(24 << 20, 'z');
+  ASSERT_OK_AND_ASSIGN(size_t n, fs_->Write(z.ino, zf.fh, 0, data.data(), data.size()));
+  EXPECT_EQ(n, data.size());
+  ASSERT_OK(fs_->Fsync(z.ino, zf.fh, false));
+  ASSERT_OK(fs_->Release(z.ino, zf.fh));
+  ASSERT_OK(fs_->Release(filler.ino, ff.fh));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(z.ino, 0, data.size()));
+  EXPECT_TRUE(got == data);
 }
 
 TEST_F(FilesystemTest, TruncateShrinksAndZeroes) {

@@ -162,6 +162,76 @@ void ExtentMap::Unmap(uint64_t fb, uint64_t end, ExtentDelta* delta, std::vector
   Recharge();
 }
 
+void ExtentMap::MarkUnwritten(uint64_t fb, uint64_t end, ExtentDelta* delta) {
+  std::vector<Extent> removed;
+  RemoveRange(map_, fb, end, delta, &removed);
+  for (Extent r : removed) {  // ascending: each merges with the one before
+    r.unwritten = true;
+    Insert(r, delta);
+  }
+  Recharge();
+}
+
+std::map<uint64_t, Extent>::iterator ExtentMap::Move(std::map<uint64_t, Extent>::iterator it,
+                                                     int64_t shift, ExtentDelta* delta) {
+  // A later move may put a record at this key again: the delta keeps the
+  // last change per key, so moving in the direction of the shift's far end
+  // first (up: descending, down: ascending) leaves the right final records.
+  delta->Delete(it->first);
+  auto node = map_.extract(it);
+  node.key() += shift;
+  node.mapped().file_block += shift;
+  delta->Put(node.mapped());
+  return map_.insert(std::move(node)).position;
+}
+
+void ExtentMap::Collapse(uint64_t fb, uint64_t n, ExtentDelta* delta, std::vector<BlockRun>* freed) {
+  if (n == 0) return;
+  Unmap(fb, fb + n, delta, freed);
+  // Ascending: each record lands below every record not yet moved.
+  for (auto it = map_.lower_bound(fb + n); it != map_.end();) {
+    auto next = std::next(it);
+    Move(it, -static_cast<int64_t>(n), delta);
+    it = next;
+  }
+  // The extents on either side of the seam may now be contiguous.
+  if (auto seam = map_.find(fb); seam != map_.end()) {
+    const Extent e = seam->second;
+    map_.erase(seam);
+    delta->Delete(fb);
+    Insert(e, delta);  // puts it back at fb, or merged into its neighbour
+  }
+  Recharge();
+}
+
+void ExtentMap::InsertHole(uint64_t fb, uint64_t n, ExtentDelta* delta) {
+  if (n == 0) return;
+  // Split the extent across fb so that its right part moves alone.
+  auto it = map_.upper_bound(fb);
+  if (it != map_.begin()) {
+    auto prev = std::prev(it);
+    Extent e = prev->second;
+    if (e.file_block < fb && e.file_end() > fb) {
+      Extent right = e;
+      right.file_block = fb;
+      right.disk_block = e.disk_block + (fb - e.file_block);
+      right.length = e.file_end() - fb;
+      e.length = fb - e.file_block;
+      prev->second = e;
+      delta->Put(e);
+      map_[fb] = right;
+      delta->Put(right);
+    }
+  }
+  // Descending: each record lands above every record not yet moved.
+  for (auto end = map_.end(); end != map_.begin();) {
+    auto last = std::prev(end);
+    if (last->first < fb) break;
+    end = Move(last, static_cast<int64_t>(n), delta);
+  }
+  Recharge();
+}
+
 uint64_t ExtentMap::BlockCount() const {
   uint64_t n = 0;
   for (const auto& [fb, e] : map_) n += e.length;

@@ -29,6 +29,7 @@ class ExtentDelta {
   void Delete(uint64_t file_block) { changes_[file_block] = std::nullopt; }
   bool empty() const { return changes_.empty(); }
   void ApplyTo(uint64_t ino, storage::MetaStore::Batch* batch) const;
+  const std::map<uint64_t, std::optional<storage::Extent>>& changes() const { return changes_; }
 
  private:
   std::map<uint64_t, std::optional<storage::Extent>> changes_;
@@ -67,6 +68,16 @@ class ExtentMap {
   void MapUnwritten(uint64_t fb, uint64_t db, uint64_t n, ExtentDelta* delta);
   // Unmaps [fb, end) (end may be UINT64_MAX); the runs to free go to `freed`.
   void Unmap(uint64_t fb, uint64_t end, ExtentDelta* delta, std::vector<storage::BlockRun>* freed);
+  // Makes the mapped blocks of [fb, end) unwritten (they keep their disk
+  // blocks and read as zeros): fallocate ZERO_RANGE.
+  void MarkUnwritten(uint64_t fb, uint64_t end, ExtentDelta* delta);
+  // Unmaps [fb, fb+n) and moves every extent past it down by n blocks,
+  // merging across the seam (fallocate COLLAPSE_RANGE); the runs to free go
+  // to `freed`. Records move in place: no copy of the map is made.
+  void Collapse(uint64_t fb, uint64_t n, ExtentDelta* delta, std::vector<storage::BlockRun>* freed);
+  // Splits the extent across fb and moves every extent at or past fb up by n
+  // blocks, leaving a hole of n blocks at fb (fallocate INSERT_RANGE).
+  void InsertHole(uint64_t fb, uint64_t n, ExtentDelta* delta);
 
   uint64_t BlockCount() const;
   size_t size() const { return map_.size(); }
@@ -81,6 +92,10 @@ class ExtentMap {
 
  private:
   void Insert(storage::Extent e, ExtentDelta* delta);  // merges neighbours
+  // Moves the record at `it` by `shift` blocks (either way); the caller
+  // keeps keys unique. Returns the moved record's position.
+  std::map<uint64_t, storage::Extent>::iterator Move(std::map<uint64_t, storage::Extent>::iterator it,
+                                                     int64_t shift, ExtentDelta* delta);
   // Brings the charge in line with the number of records.
   void Recharge();
 

@@ -1,6 +1,7 @@
 // FileData: the data path of a file — read (with sequential readahead),
 // write into dirty pages with delayed allocation and dirty throttling,
-// truncate, hole punching, preallocation, sync, seek and eviction — over the
+// truncate, hole punching, preallocation, zeroing and shifting ranges
+// (fallocate), sync, seek and eviction — over the
 // page cache (page_cache.h), its shrinker and writeback (writeback.h).
 #include "fs/cache/file_data.h"
 
@@ -86,6 +87,9 @@ struct FileData::Impl {
   absl::Status ZeroInPage(FileState* fs, uint64_t index, uint32_t from, uint32_t to);
   absl::Status ZeroPastEof(const std::shared_ptr<FileState>& fs, uint64_t old_size, uint64_t new_end);
   absl::Status CommitUnmap(FileState* fs, uint64_t first, uint64_t end);
+  absl::Status ZeroEdges(FileState* fs, uint64_t off, uint64_t end);
+  absl::Status Shift(uint64_t ino, uint64_t off, uint64_t len, bool collapse,
+                     const std::function<void()>& set_size);
   bool IsData(FileState* fs, uint64_t block);  // fs->mu held
 
   storage::MetaStore* const meta;
@@ -411,6 +415,53 @@ absl::Status FileData::Impl::CommitUnmap(FileState* fs, uint64_t first, uint64_t
   });
 }
 
+// Zeroes the bytes of [off, end) in its partial first and last pages; the
+// pages' other bytes stay.
+absl::Status FileData::Impl::ZeroEdges(FileState* fs, uint64_t off, uint64_t end) {
+  const uint64_t head = off / ps;
+  if (off % ps) {
+    const uint64_t to = std::min<uint64_t>(ps, end - head * ps);
+    if (absl::Status s = ZeroInPage(fs, head, off % ps, static_cast<uint32_t>(to)); !s.ok()) return s;
+  }
+  const uint64_t tail = end / ps;
+  if (end % ps && !(off % ps && tail == head)) return ZeroInPage(fs, tail, 0, end % ps);
+  return absl::OkStatus();
+}
+
+absl::Status FileData::Impl::Shift(uint64_t ino, uint64_t off, uint64_t len, bool collapse,
+                                   const std::function<void()>& set_size) {
+  std::shared_ptr<FileState> fs = cache.GetFile(ino);
+  if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
+  const uint64_t first = off / ps, n = len / ps;
+  // Pages are keyed by offset: the data that moves reaches its blocks first
+  // and moves with its extents; the pages are dropped, not re-keyed. (A
+  // collapsed range's pages are discarded unwritten.) Nothing dirties them
+  // meanwhile: the caller holds the io lock exclusive.
+  if (absl::Status s = writeback.WriteRangeAndWait(fs, collapse ? first + n : first, UINT64_MAX); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = DropPages(fs.get(), first, UINT64_MAX); !s.ok()) return s;
+  storage::MetaStore::Batch batch;
+  return meta->Commit(batch, false, [&](storage::MetaStore::Batch& b) -> absl::Status {
+    set_size();
+    records->AddInodeRecord(ino, &b);
+    ExtentDelta delta;
+    std::vector<storage::BlockRun> freed;
+    {
+      std::lock_guard<std::mutex> l(fs->mu);
+      if (collapse) {
+        fs->extents.Collapse(first, n, &delta, &freed);
+      } else {
+        fs->extents.InsertHole(first, n, &delta);
+      }
+    }
+    delta.ApplyTo(ino, &b);
+    // Pending until the commit is durable, like a punched hole's blocks.
+    for (const auto& r : freed) alloc->Free(r, &b);
+    return absl::OkStatus();
+  });
+}
+
 // ---- seek ---------------------------------------------------------------
 
 bool FileData::Impl::IsData(FileState* fs, uint64_t block) {
@@ -494,15 +545,7 @@ absl::Status FileData::PunchHole(uint64_t ino, uint64_t file_size, uint64_t off,
   absl::Status s;
   if (first_full < end_full) s = d.DropPages(fs.get(), first_full, end_full);
   // Partial pages at the edges keep their other bytes.
-  const uint64_t head = off / d.ps;
-  if (s.ok() && off % d.ps) {
-    const uint64_t to = std::min<uint64_t>(d.ps, end - head * d.ps);
-    s = d.ZeroInPage(fs.get(), head, off % d.ps, static_cast<uint32_t>(to));
-  }
-  const uint64_t tail = end / d.ps;
-  if (s.ok() && end % d.ps && !(off % d.ps && tail == head)) {
-    s = d.ZeroInPage(fs.get(), tail, 0, end % d.ps);
-  }
+  if (s.ok()) s = d.ZeroEdges(fs.get(), off, end);
   if (!s.ok()) return s;
   return d.CommitUnmap(fs.get(), first_full, std::max(first_full, end_full));
 }
@@ -573,6 +616,47 @@ absl::Status FileData::Preallocate(uint64_t ino, uint64_t off, uint64_t len) {
     d.alloc->CommitAllocation(runs, &b);
     return absl::OkStatus();
   });
+}
+
+absl::Status FileData::ZeroRange(uint64_t ino, uint64_t off, uint64_t len) {
+  if (len == 0) return absl::OkStatus();
+  Impl& d = *impl_;
+  std::shared_ptr<FileState> fs = d.cache.GetFile(ino);
+  if (absl::Status s = d.cache.EnsureExtents(fs.get()); !s.ok()) return s;
+  const uint64_t end = off + len;
+  const uint64_t first_full = DivUp(off, d.ps), end_full = end / d.ps;
+  absl::Status s;
+  if (first_full < end_full) s = d.DropPages(fs.get(), first_full, end_full);
+  if (s.ok()) s = d.ZeroEdges(fs.get(), off, end);
+  if (!s.ok()) return s;
+  if (first_full < end_full) {
+    // Whole blocks keep their disk blocks, now unwritten: no space is freed
+    // and taken again, and a later write needs no new block.
+    storage::MetaStore::Batch batch;
+    s = d.meta->Commit(batch, false, [&](storage::MetaStore::Batch& b) -> absl::Status {
+      d.records->AddInodeRecord(ino, &b);
+      ExtentDelta delta;
+      {
+        std::lock_guard<std::mutex> l(fs->mu);
+        fs->extents.MarkUnwritten(first_full, end_full, &delta);
+      }
+      delta.ApplyTo(ino, &b);
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return s;
+  }
+  // Holes (whole or at the edges) get unwritten blocks.
+  return Preallocate(ino, off, len);
+}
+
+absl::Status FileData::CollapseRange(uint64_t ino, uint64_t off, uint64_t len,
+                                     const std::function<void()>& set_size) {
+  return impl_->Shift(ino, off, len, true, set_size);
+}
+
+absl::Status FileData::InsertRange(uint64_t ino, uint64_t off, uint64_t len,
+                                   const std::function<void()>& set_size) {
+  return impl_->Shift(ino, off, len, false, set_size);
 }
 
 absl::Status FileData::Sync(uint64_t ino, bool datasync) {

@@ -1,6 +1,6 @@
 // File data: the page cache, writeback and the mapping of file blocks to the
 // data file. The POSIX layer (fs/posix/filesystem.h) calls it with the
-// inode's io lock held (exclusive for Write/Truncate/PunchHole/Preallocate,
+// inode's io lock held (exclusive for Write/Truncate and the fallocate modes,
 // shared for Read) and owns sizes and times; FileData owns pages, extents and
 // reservations, the flushers and the page-cache shrinker.
 //
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -80,6 +81,24 @@ class FileData {
   // fallocate mode 0: allocates blocks for holes in [off, off+len) as
   // unwritten extents (read as zeros). ENOSPC if they do not fit.
   absl::Status Preallocate(uint64_t ino, uint64_t off, uint64_t len);
+  // fallocate ZERO_RANGE: [off, off+len) reads as zeros and has blocks:
+  // whole pages are dropped and their blocks become unwritten, partial pages
+  // at the edges are zeroed in the cache, holes are preallocated (ENOSPC if
+  // they do not fit; the range reads as zeros either way).
+  absl::Status ZeroRange(uint64_t ino, uint64_t off, uint64_t len);
+  // fallocate COLLAPSE_RANGE / INSERT_RANGE, off and len multiples of the
+  // page size (the caller checks them against the size). The dirty pages
+  // from off on are written back and every cached page from off on dropped;
+  // then one commit shifts the extents past off down by len, freeing those
+  // in the range (collapse), or up by len leaving a hole (insert), and
+  // carries the inode record: `set_size` runs inside that commit, before
+  // the record is taken, so the new size reaches the store with the shifted
+  // extents, never without them. set_size may only take the inode's leaf
+  // lock.
+  absl::Status CollapseRange(uint64_t ino, uint64_t off, uint64_t len,
+                             const std::function<void()>& set_size);
+  absl::Status InsertRange(uint64_t ino, uint64_t off, uint64_t len,
+                           const std::function<void()>& set_size);
   // Writes back the file's dirty pages, waits for them, then commits the
   // inode record durably (datasync: skip if only times changed). Reports the
   // errors of this call's writeback; earlier background failures reach the

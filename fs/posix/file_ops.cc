@@ -304,11 +304,37 @@ absl::Status Filesystem::Fsync(uint64_t ino, uint64_t fh, bool datasync) {
   return s.PersistIfDirty(ref.get(), /*sync=*/true);
 }
 
+namespace {
+
+// What a fallocate mode asks for, validated like Linux's vfs_fallocate:
+// one operation, KEEP_SIZE only where it means something, else EOPNOTSUPP.
+enum class FallocOp { kAllocate, kPunch, kZero, kCollapse, kInsert };
+
+absl::StatusOr<FallocOp> ParseFallocMode(int mode) {
+  const bool keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+  switch (mode & ~FALLOC_FL_KEEP_SIZE) {
+    case 0: return FallocOp::kAllocate;
+    case FALLOC_FL_ZERO_RANGE: return FallocOp::kZero;
+    case FALLOC_FL_PUNCH_HOLE:
+      if (keep) return FallocOp::kPunch;
+      break;
+    case FALLOC_FL_COLLAPSE_RANGE:
+      if (!keep) return FallocOp::kCollapse;
+      break;
+    case FALLOC_FL_INSERT_RANGE:
+      if (!keep) return FallocOp::kInsert;
+      break;
+  }
+  return ErrnoStatus(EOPNOTSUPP, "unsupported fallocate mode");
+}
+
+}  // namespace
+
 absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint64_t fh, int mode, uint64_t off,
                                    uint64_t len) {
   Impl& s = *impl_;
-  const bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
-  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE && !punch) return ErrnoStatus(EOPNOTSUPP);
+  RFS_ASSIGN_OR_RETURN(const FallocOp op, ParseFallocMode(mode));
+  const bool keep_size = (mode & FALLOC_FL_KEEP_SIZE) != 0;
   RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
   if (!h.writable()) return ErrnoStatus(EBADF, "handle not open for writing");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
@@ -320,30 +346,67 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
     const auto [file_size, fmode] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(fmode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(fmode)) return ErrnoStatus(ENODEV);
-    if (punch) {
-      if (off < file_size) {
-        RFS_RETURN_IF_ERROR(s.data->PunchHole(ino, file_size, off, std::min(len, file_size - off)));
-      }
-    } else {
-      absl::Status allocated = s.data->Preallocate(ino, off, len);
+    const storage::Timespec now = Now();
+    auto touch = [&](InodeRecord& r) {
+      r.mtime = r.ctime = now;
+      if (ctx.uid != 0) r.mode = KillSuid(r.mode);
+    };
+    // Space for allocate and zero; ENOSPC once more after deferred frees.
+    auto with_space = [&](auto&& allocate) {
+      absl::Status allocated = allocate();
       if (ToErrno(allocated) == ENOSPC) {
         io.unlock();
         s.ReclaimDeferredSpace();
         io.lock();
-        allocated = s.data->Preallocate(ino, off, len);
+        allocated = allocate();
       }
-      RFS_RETURN_IF_ERROR(allocated);
+      return allocated;
+    };
+    switch (op) {
+      case FallocOp::kPunch:
+        if (off < file_size) {
+          RFS_RETURN_IF_ERROR(s.data->PunchHole(ino, file_size, off, std::min(len, file_size - off)));
+        }
+        break;
+      case FallocOp::kAllocate:
+        RFS_RETURN_IF_ERROR(with_space([&] { return s.data->Preallocate(ino, off, len); }));
+        break;
+      case FallocOp::kZero:
+        RFS_RETURN_IF_ERROR(with_space([&] { return s.data->ZeroRange(ino, off, len); }));
+        break;
+      case FallocOp::kCollapse:
+      case FallocOp::kInsert: {
+        // Whole blocks only, and (like ext4) a collapse must leave data
+        // after the range; an insert starts inside the file.
+        const uint64_t ps = s.data->page_size();
+        if (off % ps || len % ps) return ErrnoStatus(EINVAL, "range not block-aligned");
+        const bool collapse = op == FallocOp::kCollapse;
+        if (collapse ? off + len >= file_size : off >= file_size) {
+          return ErrnoStatus(EINVAL, "range reaches the end of file");
+        }
+        if (!collapse && len > kMaxFileSize - file_size) return ErrnoStatus(EFBIG);
+        const uint64_t new_size = collapse ? file_size - len : file_size + len;
+        // The size changes inside the commit that shifts the extents.
+        auto set_size = [&] {
+          Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+            r.size = new_size;
+            touch(r);
+          });
+        };
+        RFS_RETURN_IF_ERROR(collapse ? s.data->CollapseRange(ino, off, len, set_size)
+                                     : s.data->InsertRange(ino, off, len, set_size));
+        break;
+      }
     }
-    if (mode == 0) {
+    const bool grows = (op == FallocOp::kAllocate || op == FallocOp::kZero) && !keep_size;
+    if (grows) {
       // Growing the file: the old last block's tail must read as zeros.
       const uint64_t size_now = SnapshotSizeAndMode(ref.get()).size;
       if (off + len > size_now) RFS_RETURN_IF_ERROR(s.data->Truncate(ino, size_now, off + len));
     }
-    const storage::Timespec now = Now();
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {
-      if (mode == 0 && off + len > r.size) r.size = off + len;
-      r.mtime = r.ctime = now;
-      if (ctx.uid != 0) r.mode = KillSuid(r.mode);
+      if (grows && off + len > r.size) r.size = off + len;
+      touch(r);
     });
   }
   return s.PersistIfDirty(ref.get(), false);

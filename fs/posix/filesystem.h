@@ -180,7 +180,11 @@ class Filesystem {
 
   // mask: F_OK / R_OK|W_OK|X_OK, checked against ctx.
   absl::Status Access(const RequestContext& ctx, uint64_t ino, int mask);
-  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
+  // mode: 0 or ZERO_RANGE (each with or without KEEP_SIZE),
+  // PUNCH_HOLE|KEEP_SIZE, COLLAPSE_RANGE, INSERT_RANGE; other combinations
+  // EOPNOTSUPP. Collapse and insert need block-aligned off and len (EINVAL),
+  // a collapse must end before EOF and an insert start before it (EINVAL);
+  // their shift and size change reach the store in one commit.
   absl::Status Fallocate(const RequestContext& ctx, uint64_t ino, uint64_t fh, int mode, uint64_t off,
                          uint64_t len);
   // SEEK_SET/CUR/END are the kernel's; this answers SEEK_DATA and SEEK_HOLE.

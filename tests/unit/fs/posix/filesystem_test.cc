@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -62,6 +63,8 @@ absl::Status StatusOf(const absl::StatusOr<T>& s) {
 
 constexpr uint64_t kRoot = 1;
 constexpr uint64_t kTiB = 1ull << 40;
+
+uint64_t DivUpPages(uint64_t bytes) { return (bytes + 4095) / 4096; }
 
 bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -1479,7 +1482,12 @@ TEST_F(FilesystemTest, FileSizeLimit) {
 TEST_F(FilesystemTest, FallocateModes) {
   Attributes f = MakeFile(kRoot, "f");
   ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_RDWR));
-  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), EOPNOTSUPP);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), EINVAL);  // past EOF
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_KEEP_SIZE, 0, 4096),
+               EOPNOTSUPP);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                              0, 4096),
+               EOPNOTSUPP);
   EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_PUNCH_HOLE, 0, 4096), EOPNOTSUPP);
   ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, 0, 0, 64 * 1024));
   EXPECT_EQ(Attr(f.ino).size, 64u * 1024);
@@ -1499,6 +1507,231 @@ TEST_F(FilesystemTest, FallocateModes) {
   ASSERT_OK_AND_ASSIGN(OpenFile ro, fs_->Open(root_, f.ino, O_RDONLY));
   EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, ro.fh, 0, 0, 4096), EBADF);
   ASSERT_OK(fs_->Release(f.ino, ro.fh));
+}
+
+// ZERO_RANGE, COLLAPSE_RANGE and INSERT_RANGE called directly (the kernel's
+// FUSE client may not pass all of them): a fixed-seed random sequence mixed
+// with writes, truncates, punches and reads, compared with a model, across
+// remounts; then the errors.
+TEST_F(FilesystemTest, FallocateZeroCollapseInsertMatchModel) {
+  constexpr uint64_t kPage = 4096;
+  Attributes f = MakeFile(kRoot, "f");
+  std::string model;
+  int shifts = 0, zeroes = 0;
+  std::mt19937_64 rng(20261130);
+  auto below = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
+  auto check = [&](const std::string& when) {
+    ASSERT_EQ(Attr(f.ino).size, model.size()) << when;
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(f.ino, 0, model.size() + kPage));
+    ASSERT_EQ(got.size(), model.size()) << when;
+    for (size_t i = 0; i < model.size(); ++i) {
+      ASSERT_EQ(got[i], model[i]) << when << ": first difference at byte " << i;
+    }
+  };
+  for (int step = 0; step < 300; ++step) {
+    if (step == 150) {
+      Remount();
+      ASSERT_NO_FATAL_FAILURE(check("after the remount halfway"));
+    }
+    ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_RDWR));
+    const uint64_t size = model.size();
+    const std::string what = "step " + std::to_string(step);
+    SCOPED_TRACE(what);
+    switch (below(8)) {
+      case 0: {  // write, sometimes past EOF
+        const uint64_t off = below(size + 3 * kPage), len = 1 + below(3 * kPage);
+        const std::string data(len, static_cast<char>('a' + step % 26));
+        ASSERT_OK(fs_->Write(f.ino, of.fh, off, data.data(), len));
+        if (model.size() < off + len) model.resize(off + len, '\0');
+        model.replace(off, len, data);
+        break;
+      }
+      case 1: {
+        const uint64_t to = below(size + 2 * kPage);
+        ASSERT_OK(fs_->SetAttr(root_, f.ino, SizeReq(to)));
+        model.resize(to, '\0');
+        break;
+      }
+      case 2: {  // punch
+        const uint64_t off = below(size + kPage), len = 1 + below(4 * kPage);
+        ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len));
+        if (off < size) std::fill_n(model.begin() + off, std::min(len, size - off), '\0');
+        break;
+      }
+      case 3: {  // zero, with or without KEEP_SIZE
+        const uint64_t off = below(size + kPage), len = 1 + below(4 * kPage);
+        const bool keep = below(2);
+        ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0),
+                                 off, len));
+        if (!keep && model.size() < off + len) model.resize(off + len, '\0');
+        if (off < model.size()) std::fill_n(model.begin() + off, std::min(len, model.size() - off), '\0');
+        ++zeroes;
+        break;
+      }
+      case 4: {  // collapse
+        const uint64_t blocks = size / kPage;
+        if (blocks < 2) break;
+        const uint64_t first = below(blocks - 1), n = 1 + below(std::min<uint64_t>(4, blocks - 1 - first));
+        ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE, first * kPage, n * kPage));
+        model.erase(first * kPage, n * kPage);
+        ++shifts;
+        break;
+      }
+      case 5: {  // insert
+        if (size == 0) break;
+        const uint64_t first = below(DivUpPages(size)), n = 1 + below(4);
+        ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_INSERT_RANGE, first * kPage, n * kPage));
+        model.insert(first * kPage, n * kPage, '\0');
+        ++shifts;
+        break;
+      }
+      case 6:
+        ASSERT_NO_FATAL_FAILURE(check(what));
+        break;
+      case 7: {  // preallocate, with or without KEEP_SIZE
+        const uint64_t off = below(size + 2 * kPage), len = 1 + below(4 * kPage);
+        const bool keep = below(2);
+        ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, keep ? FALLOC_FL_KEEP_SIZE : 0, off, len));
+        if (!keep && model.size() < off + len) model.resize(off + len, '\0');
+        break;
+      }
+    }
+    ASSERT_OK(fs_->Release(f.ino, of.fh));
+  }
+  ASSERT_NO_FATAL_FAILURE(check("at the end"));
+  EXPECT_GT(shifts, 50);
+  EXPECT_GT(zeroes, 20);
+  Remount();
+  ASSERT_NO_FATAL_FAILURE(check("after the last remount"));
+
+  // Errors.
+  ASSERT_OK(fs_->SetAttr(root_, f.ino, SizeReq(8 * kPage)));
+  model.resize(8 * kPage, '\0');
+  ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_RDWR));
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE, 100, kPage), EINVAL);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE, 0, 100), EINVAL);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_COLLAPSE_RANGE, 4 * kPage, 4 * kPage), EINVAL);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_INSERT_RANGE, kPage, 100), EINVAL);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_INSERT_RANGE, 8 * kPage, kPage), EINVAL);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_INSERT_RANGE, 0, 16 * kTiB), EFBIG);
+  EXPECT_ERRNO(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_INSERT_RANGE | FALLOC_FL_KEEP_SIZE, 0, kPage),
+               EOPNOTSUPP);
+  EXPECT_EQ(Attr(f.ino).size, 8 * kPage);  // nothing changed
+  ASSERT_OK(fs_->Release(f.ino, of.fh));
+  ASSERT_NO_FATAL_FAILURE(check("after the errors"));
+  EXPECT_ERRNO(fs_->Fallocate(root_, MakeDir(kRoot, "d").ino, of.fh, FALLOC_FL_ZERO_RANGE, 0, kPage), EBADF);
+}
+
+// Zeroing keeps (or makes) the range allocated: no block is freed, holes get
+// blocks, and the range reads as zeros after a remount.
+TEST_F(FilesystemTest, FallocateZeroRangeAllocates) {
+  constexpr uint64_t kPage = 4096;
+  Attributes f = MakeFile(kRoot, "f");
+  ASSERT_OK(WriteFile(f.ino, 0, std::string(4 * kPage, 'w')));
+  ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_RDWR));
+  ASSERT_OK(fs_->Fsync(f.ino, of.fh, false));
+  const uint64_t written = Attr(f.ino).blocks;
+  // Over written blocks and a hole past EOF, growing the file.
+  ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_ZERO_RANGE, kPage + 10, 6 * kPage));
+  EXPECT_EQ(Attr(f.ino).size, 7 * kPage + 10);
+  EXPECT_GE(Attr(f.ino).blocks, 8 * (kPage / 512)) << "zeroed range not allocated (was " << written << ")";
+  // KEEP_SIZE past EOF allocates without growing.
+  ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 16 * kPage, 4 * kPage));
+  EXPECT_EQ(Attr(f.ino).size, 7 * kPage + 10);
+  EXPECT_GE(Attr(f.ino).blocks, 12 * (kPage / 512));
+  ASSERT_OK(fs_->Release(f.ino, of.fh));
+  Remount();
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(f.ino, 0, 8 * kPage));
+  ASSERT_EQ(got.size(), 7 * kPage + 10);
+  EXPECT_EQ(got.substr(0, kPage + 10), std::string(kPage + 10, 'w'));
+  EXPECT_EQ(got.substr(kPage + 10), std::string(6 * kPage, '\0'));
+  EXPECT_GE(Attr(f.ino).blocks, 12 * (kPage / 512));
+}
+
+// Each mode over a file whose blocks are in every state: written back (0-3),
+// a hole (4-5), preallocated (6-9), dirty in the cache (10-13) and a dirty
+// partial last block (14); compared with a model before and after a remount.
+TEST_F(FilesystemTest, FallocateModesOverMixedBlockStates) {
+  constexpr uint64_t kPage = 4096;
+  struct Op {
+    int mode;
+    uint64_t off, len;
+  };
+  const Op ops[] = {
+      {FALLOC_FL_ZERO_RANGE, 1000, 13 * kPage + 7},
+      {FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 12 * kPage + 3000, 8 * kPage},
+      {FALLOC_FL_COLLAPSE_RANGE, 2 * kPage, 6 * kPage},   // written, hole, preallocated go
+      {FALLOC_FL_COLLAPSE_RANGE, 8 * kPage, 2 * kPage},   // dirty pages go, the tail moves
+      {FALLOC_FL_INSERT_RANGE, 3 * kPage, 5 * kPage},     // inside written-back data
+      {FALLOC_FL_INSERT_RANGE, 11 * kPage, 2 * kPage},    // between dirty pages
+      {FALLOC_FL_INSERT_RANGE, 14 * kPage, kPage},        // the partial last block moves
+  };
+  std::vector<std::pair<uint64_t, std::string>> files;
+  for (const Op& op : ops) {
+    SCOPED_TRACE("op " + std::to_string(files.size()));
+    Attributes f = MakeFile(kRoot, "m" + std::to_string(files.size()));
+    std::string model = std::string(4 * kPage, 'w');
+    ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_RDWR));
+    ASSERT_OK(fs_->Write(f.ino, of.fh, 0, model.data(), model.size()));
+    ASSERT_OK(fs_->Fsync(f.ino, of.fh, false));
+    ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, 0, 6 * kPage, 4 * kPage));
+    const std::string dirty(4 * kPage + 100, 'd');
+    ASSERT_OK(fs_->Write(f.ino, of.fh, 10 * kPage, dirty.data(), dirty.size()));
+    model.resize(10 * kPage, '\0');
+    model += dirty;
+    ASSERT_OK(fs_->Fallocate(root_, f.ino, of.fh, op.mode, op.off, op.len));
+    switch (op.mode & ~FALLOC_FL_KEEP_SIZE) {
+      case FALLOC_FL_ZERO_RANGE:
+        if (!(op.mode & FALLOC_FL_KEEP_SIZE) && model.size() < op.off + op.len) model.resize(op.off + op.len, '\0');
+        std::fill_n(model.begin() + op.off, std::min<uint64_t>(op.len, model.size() - op.off), '\0');
+        break;
+      case FALLOC_FL_COLLAPSE_RANGE: model.erase(op.off, op.len); break;
+      case FALLOC_FL_INSERT_RANGE: model.insert(op.off, op.len, '\0'); break;
+    }
+    ASSERT_OK(fs_->Release(f.ino, of.fh));
+    EXPECT_EQ(Attr(f.ino).size, model.size());
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(f.ino, 0, model.size() + kPage));
+    EXPECT_EQ(got, model);
+    // st_blocks: a shift moves blocks, it does not lose or invent any.
+    const uint64_t blocks = Attr(f.ino).blocks;
+    EXPECT_GE(blocks, 8u) << "blocks lost";
+    EXPECT_LE(blocks, (model.size() / kPage + 12) * (kPage / 512));
+    files.emplace_back(f.ino, model);
+  }
+  Remount();
+  for (const auto& [ino, model] : files) {
+    EXPECT_EQ(Attr(ino).size, model.size());
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(ino, 0, model.size() + kPage));
+    EXPECT_EQ(got, model) << "inode " << ino << " after remount";
+  }
+}
+
+// Space a zeroing allocated is there for the writes that follow, even on a
+// full store.
+TEST_F(FilesystemTest, FallocateZeroRangeReservesSpaceForLaterWrites) {
+  Attributes z = MakeFile(kRoot, "z");
+  ASSERT_OK_AND_ASSIGN(OpenFile zf, fs_->Open(root_, z.ino, O_RDWR));
+  ASSERT_OK(fs_->Fallocate(root_, z.ino, zf.fh, FALLOC_FL_ZERO_RANGE, 0, 24 << 20));
+  Attributes filler = MakeFile(kRoot, "filler");
+  ASSERT_OK_AND_ASSIGN(OpenFile ff, fs_->Open(root_, filler.ino, O_RDWR));
+  const std::string chunk(1 << 20, 'f');
+  bool full = false;
+  for (uint64_t off = 0; off < (64u << 20) && !full; off += chunk.size()) {
+    auto n = fs_->Write(filler.ino, ff.fh, off, chunk.data(), chunk.size());
+    if (!n.ok()) {
+      ASSERT_EQ(ToErrno(n.status()), ENOSPC) << n.status().ToString();
+      full = true;
+    }
+  }
+  ASSERT_TRUE(full) << "the store never filled";
+  const std::string data(24 << 20, 'z');
+  ASSERT_OK_AND_ASSIGN(size_t n, fs_->Write(z.ino, zf.fh, 0, data.data(), data.size()));
+  EXPECT_EQ(n, data.size());
+  ASSERT_OK(fs_->Fsync(z.ino, zf.fh, false));
+  ASSERT_OK(fs_->Release(z.ino, zf.fh));
+  ASSERT_OK(fs_->Release(filler.ino, ff.fh));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(z.ino, 0, data.size()));
+  EXPECT_TRUE(got == data);
 }
 
 TEST_F(FilesystemTest, TruncateShrinksAndZeroes) {

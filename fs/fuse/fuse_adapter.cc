@@ -520,6 +520,9 @@ struct FuseOps {
     ReplyStatus(req, Self(req).fs_->Access(Context(req, true), ino, mask));
   }
 
+  // The kernel passes the mode through, but (up to at least Linux 6.18) it
+  // forwards only 0, KEEP_SIZE and PUNCH_HOLE|KEEP_SIZE; ZERO_RANGE,
+  // COLLAPSE_RANGE and INSERT_RANGE fail with EOPNOTSUPP before reaching us.
   static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) {
     if (off < 0 || len <= 0) {
       fuse_reply_err(req, EINVAL);

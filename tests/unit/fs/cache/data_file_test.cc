@@ -170,6 +170,49 @@ TEST(DataFile, PunchHoleFreesWholePagesAndZeroesEdges) {
   EXPECT_EQ(env.Read(8, 0, a.size()), want);
 }
 
+// Collapse and insert: dirty data moves with its offset, the collapsed blocks
+// are freed as pending frees, and the shifted extents and the new size reach
+// the store in the one commit inside which the size was set.
+TEST(DataFile, CollapseAndInsertShiftInOneCommit) {
+  DataEnv env;
+  const std::string a = Pattern(9, 0, 16 * kPage);
+  ASSERT_TRUE(env.Write(9, 0, a).ok());
+  ASSERT_TRUE(env.data().Sync(9, false).ok());
+  std::string want = a;
+  const std::string dirty = Pattern(9, 1, 2 * kPage);  // blocks 10-11, not written back
+  ASSERT_TRUE(env.Write(9, 10 * kPage, dirty).ok());
+  want.replace(10 * kPage, dirty.size(), dirty);
+  const uint64_t pending_before = env.alloc().pending_free_blocks();
+
+  uint64_t seq_at_set = 0;
+  auto set_size = [&](uint64_t size) {
+    return [&env, &seq_at_set, size] {
+      seq_at_set = env.meta().last_sequence();
+      env.records().Set(9, size);
+    };
+  };
+  ASSERT_TRUE(env.data().CollapseRange(9, 2 * kPage, 3 * kPage, set_size(13 * kPage)).ok());
+  want.erase(2 * kPage, 3 * kPage);
+  EXPECT_EQ(env.meta().last_sequence(), seq_at_set + 1) << "size and shift in more than one commit";
+  EXPECT_EQ(env.meta().GetInode(9)->size, 13 * kPage);
+  uint64_t stored = 0;
+  for (const auto& e : *env.meta().GetExtents(9)) stored += e.length;
+  EXPECT_EQ(stored, 13u);
+  EXPECT_EQ(env.alloc().pending_free_blocks(), pending_before + 3) << "collapsed blocks not pending";
+  EXPECT_EQ(env.Read(9, 0, 16 * kPage), want);
+
+  ASSERT_TRUE(env.data().InsertRange(9, 4 * kPage, 2 * kPage, set_size(15 * kPage)).ok());
+  want.insert(4 * kPage, 2 * kPage, '\0');
+  EXPECT_EQ(env.meta().last_sequence(), seq_at_set + 1);
+  EXPECT_EQ(env.meta().GetInode(9)->size, 15 * kPage);
+  EXPECT_EQ(env.Read(9, 0, 16 * kPage), want);
+  EXPECT_EQ(*env.data().SeekHole(9, want.size(), 0), 4 * kPage);
+  EXPECT_EQ(*env.data().SeekData(9, want.size(), 4 * kPage), 6 * kPage);
+  env.Reopen();
+  EXPECT_EQ(env.Read(9, 0, 16 * kPage), want);
+  EXPECT_EQ(env.alloc().reserved_blocks(), 0u);
+}
+
 TEST(DataFile, PreallocateReadsZerosAndConvertsOnWrite) {
   DataEnv env;
   const uint64_t len = 16 * kPage;

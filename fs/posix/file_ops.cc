@@ -354,6 +354,14 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
     std::unique_lock io(ref->io_mu);
     RFS_RETURN_IF_ERROR(s.TruncateLocked(ref.get(), *req.size, ctx.uid, /*touch_always=*/false));
   }
+  // chmod rewrites the access ACL in the same commit as the mode; xattr_mu
+  // keeps a concurrent ACL change from interleaving.
+  std::unique_lock<std::mutex> acl_lock;
+  storage::MetaStore::Batch batch;
+  if (req.mode) {
+    acl_lock = std::unique_lock(s.xattr_mu);
+    RFS_RETURN_IF_ERROR(s.ChmodAclLocked(ino, *req.mode, &batch));
+  }
   const storage::Timespec now = Now();
   Impl::Mutate(ref.get(), [&](InodeRecord& r) {
     if (req.uid) r.uid = *req.uid;
@@ -376,7 +384,11 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
     }
     r.ctime = now;
   });
-  RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
+  if (batch.empty()) {
+    RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
+  } else {
+    RFS_RETURN_IF_ERROR(s.Commit(batch, {ref.get()}));
+  }
   return s.AttrsOf(ref.get());
 }
 

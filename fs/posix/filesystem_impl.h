@@ -30,6 +30,7 @@
 #include "fs/cache/inode_shrinker.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/handle_table.h"
+#include "fs/posix/posix_acl.h"
 #include "fs/posix/timestamps.h"
 #include "reclaim/memory_manager.h"
 #include "storage/allocator.h"
@@ -90,6 +91,15 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // `parent`; the result carries one lookup reference.
   absl::StatusOr<InodeRef> CreateNode(const RequestContext& ctx, uint64_t parent, std::string_view name,
                                       uint32_t mode, uint64_t rdev, std::string_view symlink);
+  // POSIX ACLs (acl_ops.cc). The stored ACL `name` of ino, empty when none.
+  absl::StatusOr<Acl> LoadAcl(uint64_t ino, std::string_view name);
+  // setxattr (empty value: removal) of an ACL name: validates, keeps the
+  // mode in sync with an access ACL, commits ACL and record together.
+  absl::Status SetAcl(const RequestContext& ctx, Inode* inode, std::string_view name, std::string_view value,
+                      int flags, bool removal);
+  // chmod to `mode` with xattr_mu held: adds the access ACL, if any, updated
+  // to the new bits, to `batch`.
+  absl::Status ChmodAclLocked(uint64_t ino, uint32_t mode, storage::MetaStore::Batch* batch);
   // Unlink (dir=false) or rmdir (dir=true) of parent/name.
   absl::Status RemoveName(const RequestContext& ctx, uint64_t parent, std::string_view name, bool dir);
   // After a failed commit: puts back the link fields a namespace operation

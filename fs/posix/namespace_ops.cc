@@ -17,6 +17,7 @@
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
 #include "fs/posix/permissions.h"
+#include "fs/posix/posix_acl.h"
 #include "fs/posix/status_macros.h"
 
 namespace reclaimfs::fs {
@@ -89,7 +90,25 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   if (!absl::IsNotFound(existing.status())) return existing.status();
   if (S_ISDIR(type) && prec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
 
-  const NewOwnership own = OwnershipForNew(ctx, prec, type, mode & 07777);
+  // A default ACL on the parent replaces the umask: the new node's access
+  // ACL is that default narrowed by the requested mode (Linux
+  // posix_acl_create); directories inherit the default itself as well.
+  // xattr_mu holds the parent's ACL still until the commit.
+  std::lock_guard x(xattr_mu);
+  Acl parent_default;
+  if (!S_ISLNK(type)) {
+    RFS_ASSIGN_OR_RETURN(parent_default, LoadAcl(parent, kAclDefaultXattr));
+  }
+  NewOwnership own;
+  Acl access;
+  if (parent_default.empty()) {
+    own = OwnershipForNew(ctx, prec, type, mode & 07777);
+  } else {
+    RequestContext no_umask = ctx;
+    no_umask.umask = 0;
+    own = OwnershipForNew(no_umask, prec, type, mode & 07777);
+    own.mode = InheritAcl(parent_default, own.mode, &access);
+  }
   const storage::Timespec now = Now();
   InodeRecord rec;
   rec.ino = meta->AllocateIno();
@@ -114,6 +133,10 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   storage::MetaStore::Batch batch;
   batch.PutInode(rec);
   batch.PutDentry(parent, name, DirEntry{rec.ino, type, cookie});
+  if (!access.empty()) batch.PutXattr(rec.ino, kAclAccessXattr, EncodeAcl(access));
+  if (S_ISDIR(type) && !parent_default.empty()) {
+    batch.PutXattr(rec.ino, kAclDefaultXattr, EncodeAcl(parent_default));
+  }
   if (absl::Status s = Commit(batch, {dir.get()}); !s.ok()) {
     RestoreLinks(dir.get(), prec);
     return s;

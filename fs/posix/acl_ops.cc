@@ -4,6 +4,7 @@
 // and inheritance consistent (as ext4 does in its set_acl and create paths).
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <mutex>
@@ -27,6 +28,14 @@ absl::StatusOr<Acl> Filesystem::Impl::LoadAcl(uint64_t ino, std::string_view nam
   absl::StatusOr<Acl> acl = DecodeAcl(*raw);
   if (!acl.ok()) return ErrnoStatus(EIO, "stored ACL is corrupt");
   return acl;
+}
+
+absl::Status Filesystem::Impl::CheckPerm(const RequestContext& ctx, const InodeRecord& rec, int mask) {
+  if ((mask & (R_OK | W_OK | X_OK)) == 0 || IsRoot(ctx) || ctx.uid == rec.uid || (rec.mode & S_IRWXG) == 0) {
+    return CheckAccess(ctx, rec, mask);
+  }
+  RFS_ASSIGN_OR_RETURN(Acl acl, LoadAcl(rec.ino, kAclAccessXattr));
+  return CheckAccessWithAcl(ctx, rec, acl, mask);
 }
 
 absl::Status Filesystem::Impl::SetAcl(const RequestContext& ctx, Inode* inode, std::string_view name,

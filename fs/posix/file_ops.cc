@@ -90,7 +90,7 @@ absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t in
       !S_ISBLK(rec.mode)) {
     RFS_RETURN_IF_ERROR(s.CheckWritable());
   }
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, mask));
+  RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, mask));
   if (trunc && S_ISREG(rec.mode)) {
     {
       std::unique_lock io(ref->io_mu);
@@ -341,13 +341,13 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
       std::optional<Handle> h = s.handles.Get(*req.fh);
       via_handle = h && h->ino == ino && h->writable();
     }
-    if (!via_handle) RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, W_OK));
+    if (!via_handle) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, W_OK));
   }
   // Setting times to a value needs ownership; to "now", write access will do.
   const bool explicit_time = (req.atime && !req.atime_now) || (req.mtime && !req.mtime_now);
   if (explicit_time && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "utimes: not the owner");
   if ((set_atime || set_mtime) && !explicit_time && !IsOwnerOrRoot(ctx, rec)) {
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, W_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, W_OK));
   }
 
   if (req.size) {

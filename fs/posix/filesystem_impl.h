@@ -93,6 +93,9 @@ struct Filesystem::Impl final : public InodeRecordSource {
                                       uint32_t mode, uint64_t rdev, std::string_view symlink);
   // POSIX ACLs (acl_ops.cc). The stored ACL `name` of ino, empty when none.
   absl::StatusOr<Acl> LoadAcl(uint64_t ino, std::string_view name);
+  // CheckAccess (permissions.h) honouring rec's access ACL; the ACL is read
+  // only when it can matter (caller neither root nor owner, group bits set).
+  absl::Status CheckPerm(const RequestContext& ctx, const storage::InodeRecord& rec, int mask);
   // setxattr (empty value: removal) of an ACL name: validates, keeps the
   // mode in sync with an access ACL, commits ACL and record together.
   absl::Status SetAcl(const RequestContext& ctx, Inode* inode, std::string_view name, std::string_view value,

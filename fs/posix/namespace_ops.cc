@@ -84,7 +84,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   std::lock_guard ns(ns_mu);
   const InodeRecord prec = Rec(dir.get());
   if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+  RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
   absl::StatusOr<DirEntry> existing = meta->GetDentry(parent, name);
   if (existing.ok()) return ErrnoStatus(EEXIST);
   if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -161,7 +161,7 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
   {
     std::lock_guard ns(ns_mu);
     const InodeRecord prec = Rec(dir.get());
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
     absl::StatusOr<DirEntry> d = meta->GetDentry(parent, name);
     if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
     RFS_ASSIGN_OR_RETURN(InodeRef victim, Pin(d->ino, ChargeMode::kNoReclaim));
@@ -212,7 +212,7 @@ absl::StatusOr<Attributes> Filesystem::Lookup(const RequestContext& ctx, uint64_
   if (name.size() > kNameMax) return ErrnoStatus(ENAMETOOLONG);
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(parent));
   const InodeRecord prec = Impl::Rec(dir.get());
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, X_OK));
+  RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, X_OK));
   const bool dot = IsDotOrDotDot(name);
   uint64_t target;
   if (name == ".") {
@@ -299,7 +299,7 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     if (srec.nlink == 0) return ErrnoStatus(ENOENT, "file was removed");
     if (srec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
     absl::StatusOr<DirEntry> existing = s.meta->GetDentry(new_parent, new_name);
     if (existing.ok()) return ErrnoStatus(EEXIST);
     if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -361,8 +361,8 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     const InodeRecord prec = Impl::Rec(pdir.get());
     const InodeRecord qrec = Impl::Rec(qdir.get());
     if (qrec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, qrec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, qrec, W_OK | X_OK));
     absl::StatusOr<DirEntry> src = s.meta->GetDentry(parent, name);
     if (!src.ok()) return NotFoundAs(src.status(), ENOENT);
     std::optional<DirEntry> tgt;
@@ -404,12 +404,12 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
       if (sdir) {
         RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(src->ino, new_parent));
         if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
-        RFS_RETURN_IF_ERROR(CheckAccess(ctx, srec, W_OK));
+        RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, srec, W_OK));
       }
       if (exchange && tdir) {
         RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(tgt->ino, parent));
         if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
-        RFS_RETURN_IF_ERROR(CheckAccess(ctx, trec, W_OK));
+        RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, trec, W_OK));
       }
       const int q_gain = (sdir ? 1 : 0) - (tdir ? 1 : 0);
       const int p_gain = (exchange && tdir ? 1 : 0) - (sdir ? 1 : 0);
@@ -482,7 +482,7 @@ absl::StatusOr<uint64_t> Filesystem::OpenDir(const RequestContext& ctx, uint64_t
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(ino));
   const InodeRecord rec = Impl::Rec(dir.get());
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, R_OK));
+  RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, R_OK));
   const uint64_t fh = s.handles.Add(Handle{ino, flags, ctx.uid, ctx.gid, /*dir=*/true});
   s.cache->AddOpen(dir.get());
   return fh;

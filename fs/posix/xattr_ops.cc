@@ -40,8 +40,9 @@ absl::StatusOr<XattrNs> ParseXattrName(std::string_view name) {
 
 // May ctx change attribute `ns` of rec? (Linux xattr_permission and the
 // capability rules: trusted and security need root; user attributes live
-// only on regular files and directories, need write access, and on a
-// sticky directory ownership.)
+// only on regular files and directories, and on a sticky directory need
+// ownership; their write-access check, which may read the ACL, is the
+// caller's.)
 absl::Status CheckXattrWrite(const RequestContext& ctx, const InodeRecord& rec, XattrNs ns) {
   switch (ns) {
     case XattrNs::kTrusted:
@@ -51,7 +52,7 @@ absl::Status CheckXattrWrite(const RequestContext& ctx, const InodeRecord& rec, 
     case XattrNs::kUser:
       if (!S_ISREG(rec.mode) && !S_ISDIR(rec.mode)) return ErrnoStatus(EPERM);
       if (S_ISDIR(rec.mode) && (rec.mode & S_ISVTX) && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM);
-      return CheckAccess(ctx, rec, W_OK);
+      return absl::OkStatus();
     case XattrNs::kAcl:
       return absl::OkStatus();  // SetAcl checks ownership
   }
@@ -72,6 +73,7 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   if (ns == XattrNs::kAcl) return s.SetAcl(ctx, ref.get(), name, value, flags, /*removal=*/false);
   RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+  if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, Impl::Rec(ref.get()), W_OK));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);
@@ -108,6 +110,7 @@ absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, st
   // Removing an ACL that is not there succeeds, as on ext4.
   if (ns == XattrNs::kAcl) return s.SetAcl(ctx, ref.get(), name, {}, 0, /*removal=*/true);
   RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+  if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, Impl::Rec(ref.get()), W_OK));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);

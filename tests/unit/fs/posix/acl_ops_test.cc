@@ -193,6 +193,50 @@ TEST_F(AclOpsTest, ChmodRewritesAccessAcl) {
   EXPECT_EQ(Mode(f.ino), S_IFREG | 0705u);
 }
 
+// Our own checks (no_default_permissions, and defence in depth) follow the
+// ACL: named user, owning and named groups (fetched lazily when not given),
+// the mask, and OTHER for everyone else.
+TEST_F(AclOpsTest, OwnChecksHonourAcl) {
+  Attributes f = MakeFile(kRoot, "f", 0600, root_);
+  ASSERT_TRUE(fs_->SetXattr(root_, f.ino, kAccess,
+                            EncodeAcl({E(ACL_USER_OBJ, 6), E(ACL_USER, 7, 1000), E(ACL_GROUP_OBJ, 0),
+                                       E(ACL_GROUP, 6, 50), E(ACL_MASK, 4), E(ACL_OTHER, 0)}),
+                            0)
+                  .ok());
+  EXPECT_TRUE(fs_->Access(owner_, f.ino, R_OK).ok());
+  EXPECT_EQ(ToErrno(fs_->Access(owner_, f.ino, W_OK)), EACCES);  // the mask caps rwx at r--
+  EXPECT_TRUE(fs_->Open(owner_, f.ino, O_RDONLY).ok());
+
+  RequestContext stranger;
+  stranger.uid = 1001;
+  stranger.gid = 1001;
+  EXPECT_EQ(ToErrno(fs_->Access(stranger, f.ino, R_OK)), EACCES);
+  RequestContext member = stranger;
+  member.groups = {50};
+  EXPECT_TRUE(fs_->Access(member, f.ino, R_OK).ok());
+  EXPECT_EQ(ToErrno(fs_->Access(member, f.ino, W_OK)), EACCES);
+  int loads = 0;
+  RequestContext lazy = stranger;
+  lazy.load_groups = [&loads] {
+    ++loads;
+    return std::vector<uint32_t>{50};
+  };
+  EXPECT_TRUE(fs_->Access(lazy, f.ino, R_OK).ok());
+  EXPECT_EQ(loads, 1);
+
+  // chmod 0660 widens the mask: the group may write, the named user too.
+  SetAttrRequest chmod;
+  chmod.mode = 0660;
+  ASSERT_TRUE(fs_->SetAttr(root_, f.ino, chmod).ok());
+  EXPECT_TRUE(fs_->Access(member, f.ino, W_OK).ok());
+  EXPECT_TRUE(fs_->Access(owner_, f.ino, R_OK | W_OK).ok());
+  EXPECT_EQ(ToErrno(fs_->Access(stranger, f.ino, R_OK)), EACCES);
+  // Without group bits the ACL is not consulted (as Linux): OTHER decides.
+  chmod.mode = 0604;
+  ASSERT_TRUE(fs_->SetAttr(root_, f.ino, chmod).ok());
+  EXPECT_TRUE(fs_->Access(stranger, f.ino, R_OK).ok());
+}
+
 TEST_F(AclOpsTest, DefaultAclInheritance) {
   auto d = fs_->Mkdir(root_, kRoot, "d", 0755);
   ASSERT_TRUE(d.ok());

@@ -297,7 +297,6 @@ std::string MountUsage(const char* program) {
       "  -o allow_other      let other users access the mount\n"
       "  -o no_default_permissions\n"
       "                      let the filesystem, not the kernel, check permissions\n"
-      "                      (mode bits only: POSIX ACLs are then not enforced)\n"
       "  -o noatime|relatime|strictatime\n"
       "  -o config=PATH      TOML configuration (default ", std::string(kDefaultConfigPath), " if present)\n",
       "  -o control_socket=PATH\n"

@@ -122,9 +122,8 @@ struct FuseOps {
     // POSIX ACLs: the kernel reads them with getxattr, caches them and checks
     // permissions with them (this turns on default_permissions); the
     // filesystem validates them, keeps the mode in sync and does inheritance.
-    // With no_default_permissions the filesystem checks mode bits only, so
-    // ACLs are not announced: the kernel then passes the ACL xattrs through
-    // without enforcing them.
+    // With no_default_permissions it is not asked for: the kernel passes the
+    // ACL xattrs through uncached and the filesystem's own checks use them.
     if (self.options_.default_permissions) want(FUSE_CAP_POSIX_ACL);
     want(FUSE_CAP_PARALLEL_DIROPS);
     want(FUSE_CAP_ASYNC_DIO);

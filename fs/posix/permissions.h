@@ -2,7 +2,8 @@
 // credentials (root bypasses read/write, and execute when any x bit is set or
 // for directories), the sticky-directory rule, ownership of new inodes
 // (umask, setgid directories) and the set-id bits that writes and chown clear.
-// Pure functions of their arguments; any thread; never block.
+// Pure functions of their arguments (CheckAccessWithAcl may call
+// ctx.load_groups, which reads the caller's groups); any thread; never block.
 #pragma once
 
 #include <cstdint>

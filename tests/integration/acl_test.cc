@@ -4,7 +4,8 @@
 // cached copy), default ACLs are inherited with the umask ignored, setting
 // an ACL clears set-gid for an owner outside the group, ACLs persist across
 // a remount, and malformed ACLs are EINVAL. ACLs travel in their xattr form
-// (system.posix_acl_access / _default), no libacl needed.
+// (system.posix_acl_access / _default), no libacl needed. With
+// no_default_permissions the filesystem's own checks enforce the ACL.
 #include <fcntl.h>
 #include <linux/posix_acl.h>
 #include <sys/stat.h>
@@ -281,6 +282,35 @@ TEST_F(AclTest, MalformedAclsAreRejected) {
   errno = 0;
   EXPECT_EQ(GetAcl(f, kAccess), "");
   EXPECT_EQ(errno, ENODATA);
+}
+
+// With no_default_permissions the kernel does not use ACLs; our own checks
+// do, and the same ACL grants and limits the same way.
+class AclOwnChecksTest : public ReclaimfsTest {
+ protected:
+  AclOwnChecksTest() : ReclaimfsTest(FixtureConfig().Options("allow_other,no_default_permissions")) {}
+};
+
+TEST_F(AclOwnChecksTest, FilesystemEnforcesAcl) {
+  const std::string f = Path("f");
+  WriteFile(f, "secret", 0600);
+  ASSERT_SYS_OK(chmod(f.c_str(), 0600));
+  ASSERT_SYS_OK(SetAcl(f, kAccess,
+                       AclValue({{ACL_USER_OBJ, 6}, {ACL_USER, 7, kTestUser}, {ACL_GROUP_OBJ, 0},
+                                 {ACL_GROUP, 4, kProjectGroup}, {ACL_MASK, 4}, {ACL_OTHER, 0}})));
+  std::string report = RunAsUser(022, [&](Report& r) {
+    r.Expect(CanOpen(f, O_RDONLY), "named user cannot read");
+    r.ExpectErrno(open(f.c_str(), O_WRONLY), EACCES, "the mask did not limit the named user");
+  });
+  EXPECT_EQ(report, "");
+  report = RunAs(UserIdentity{kOtherUser, kOtherUser, {kProjectGroup}}, 022, [&](Report& r) {
+    r.Expect(CanOpen(f, O_RDONLY), "named group member cannot read");
+  });
+  EXPECT_EQ(report, "");
+  report = RunAs(UserIdentity{kOtherUser, kOtherUser, {}}, 022, [&](Report& r) {
+    r.ExpectErrno(open(f.c_str(), O_RDONLY), EACCES, "a user without an entry reads");
+  });
+  EXPECT_EQ(report, "");
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "fs/cache/errno_status.h"
 #include "fs/fuse/fuse_api.h"
+#include "fs/posix/posix_acl.h"
 #include "spdlog/spdlog.h"
 
 namespace reclaimfs::fs {
@@ -46,6 +47,17 @@ bool RejectLongName(fuse_req_t req, const char* name) {
 // Handlers, friends of FuseAdapter. Static members so the table below can
 // point at them.
 struct FuseOps {
+  static std::vector<uint32_t> Groups(fuse_req_t req) {
+    std::vector<gid_t> groups(32);
+    int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+    if (n > static_cast<int>(groups.size())) {
+      groups.resize(n);
+      n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
+    }
+    if (n <= 0) return {};
+    return std::vector<uint32_t>(groups.begin(), groups.begin() + std::min<int>(n, groups.size()));
+  }
+
   static RequestContext Context(fuse_req_t req, bool need_groups) {
     const fuse_ctx* c = fuse_req_ctx(req);
     RequestContext ctx;
@@ -55,15 +67,12 @@ struct FuseOps {
     ctx.umask = c->umask;
     // Supplementary groups cost a /proc read; fetch them only where the
     // filesystem decides on group membership (its own permission checks,
-    // chown/chmod rules).
+    // chown/chmod rules). Otherwise an ACL check fetches them if a group
+    // entry decides (the request is unanswered until the call returns).
     if (need_groups || !Self(req).options_.default_permissions) {
-      std::vector<gid_t> groups(32);
-      int n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
-      if (n > static_cast<int>(groups.size())) {
-        groups.resize(n);
-        n = fuse_req_getgroups(req, static_cast<int>(groups.size()), groups.data());
-      }
-      if (n > 0) ctx.groups.assign(groups.begin(), groups.begin() + std::min<int>(n, groups.size()));
+      ctx.groups = Groups(req);
+    } else {
+      ctx.load_groups = [req] { return Groups(req); };
     }
     return ctx;
   }
@@ -111,6 +120,12 @@ struct FuseOps {
     // The kernel passes the caller's umask instead of applying it; the
     // filesystem applies it (RequestContext.umask).
     want(FUSE_CAP_DONT_MASK);
+    // POSIX ACLs: the kernel reads them with getxattr, caches them and checks
+    // permissions with them (this turns on default_permissions); the
+    // filesystem validates them, keeps the mode in sync and does inheritance.
+    // With no_default_permissions it is not asked for: the kernel passes the
+    // ACL xattrs through uncached and the filesystem's own checks use them.
+    if (self.options_.default_permissions) want(FUSE_CAP_POSIX_ACL);
     want(FUSE_CAP_PARALLEL_DIROPS);
     want(FUSE_CAP_ASYNC_DIO);
     // Locks stay local to the kernel; we implement no lock operations.
@@ -474,7 +489,10 @@ struct FuseOps {
 
   static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                        int flags) {
-    ReplyStatus(req, Self(req).fs_->SetXattr(Context(req, false), ino, name, std::string_view(value, size), flags));
+    // Setting an access ACL clears set-gid unless the caller is in the
+    // file's group, so ACL changes need the caller's groups.
+    ReplyStatus(req, Self(req).fs_->SetXattr(Context(req, IsAclXattr(name)), ino, name,
+                                             std::string_view(value, size), flags));
   }
 
   // getxattr/listxattr protocol: size 0 asks for the length; a buffer that

@@ -90,7 +90,7 @@ absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t in
       !S_ISBLK(rec.mode)) {
     RFS_RETURN_IF_ERROR(s.CheckWritable());
   }
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, mask));
+  RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, mask));
   if (trunc && S_ISREG(rec.mode)) {
     {
       std::unique_lock io(ref->io_mu);
@@ -153,8 +153,10 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
     std::lock_guard ns(s.ns_mu);
     const InodeRecord prec = Impl::Rec(dir.get());
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
-    const NewOwnership own = OwnershipForNew(ctx, prec, S_IFREG, mode & 07777);
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
+    std::lock_guard x(s.xattr_mu);
+    RFS_ASSIGN_OR_RETURN(const Impl::NewNode plan, s.PlanNewNode(ctx, parent, prec, S_IFREG, mode & 07777));
+    const NewOwnership& own = plan.own;
     InodeRecord rec;
     rec.ino = s.meta->AllocateIno();
     rec.mode = own.mode;
@@ -167,6 +169,7 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
     storage::MetaStore::Batch batch;
     rec.generation = s.NewGeneration(&batch);
     batch.PutInode(rec);
+    if (!plan.access.empty()) batch.PutXattr(rec.ino, kAclAccessXattr, EncodeAcl(plan.access));
     batch.AddOrphan(rec.ino);
     RFS_RETURN_IF_ERROR(s.Commit(batch, {}));
     ref = s.cache->Install(rec);
@@ -451,18 +454,26 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
       std::optional<Handle> h = s.handles.Get(*req.fh);
       via_handle = h && h->ino == ino && h->writable();
     }
-    if (!via_handle) RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, W_OK));
+    if (!via_handle) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, W_OK));
   }
   // Setting times to a value needs ownership; to "now", write access will do.
   const bool explicit_time = (req.atime && !req.atime_now) || (req.mtime && !req.mtime_now);
   if (explicit_time && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "utimes: not the owner");
   if ((set_atime || set_mtime) && !explicit_time && !IsOwnerOrRoot(ctx, rec)) {
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, W_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, W_OK));
   }
 
   if (req.size) {
     std::unique_lock io(ref->io_mu);
     RFS_RETURN_IF_ERROR(s.TruncateLocked(ref.get(), *req.size, ctx.uid, /*touch_always=*/false));
+  }
+  // chmod rewrites the access ACL in the same commit as the mode; xattr_mu
+  // keeps a concurrent ACL change from interleaving.
+  std::unique_lock<std::mutex> acl_lock;
+  storage::MetaStore::Batch batch;
+  if (req.mode) {
+    acl_lock = std::unique_lock(s.xattr_mu);
+    RFS_RETURN_IF_ERROR(s.ChmodAclLocked(ino, *req.mode, &batch));
   }
   const storage::Timespec now = Now();
   Impl::Mutate(ref.get(), [&](InodeRecord& r) {
@@ -486,7 +497,11 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
     }
     r.ctime = now;
   });
-  RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
+  if (batch.empty()) {
+    RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
+  } else {
+    RFS_RETURN_IF_ERROR(s.Commit(batch, {ref.get()}));
+  }
   return s.AttrsOf(ref.get());
 }
 

@@ -466,7 +466,7 @@ absl::Status Filesystem::Access(const RequestContext& ctx, uint64_t ino, int mas
       (S_ISREG(rec.mode) || S_ISDIR(rec.mode) || S_ISLNK(rec.mode))) {
     return ErrnoStatus(EROFS);
   }
-  return CheckAccess(ctx, rec, mask);
+  return impl_->CheckPerm(ctx, rec, mask);
 }
 
 absl::StatusOr<FsStats> Filesystem::StatFs() {

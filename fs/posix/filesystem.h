@@ -48,6 +48,9 @@ struct RequestContext {
   uint32_t pid = 0;
   uint32_t umask = 022;
   std::vector<uint32_t> groups;  // supplementary groups, if known
+  // When groups were not fetched up front: fetches them (the ACL check
+  // calls it only when a group entry decides).
+  std::function<std::vector<uint32_t>()> load_groups;
 };
 
 struct Attributes {

@@ -31,6 +31,8 @@
 #include "fs/cache/inode_shrinker.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/handle_table.h"
+#include "fs/posix/permissions.h"
+#include "fs/posix/posix_acl.h"
 #include "fs/posix/timestamps.h"
 #include "reclaim/memory_manager.h"
 #include "storage/allocator.h"
@@ -95,6 +97,31 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // node id, for the kernel decoding a file handle: ENOENT if the node is
   // gone. Adds a lookup reference like any lookup.
   absl::StatusOr<Attributes> LookupDot(uint64_t node, bool dotdot);
+  // POSIX ACLs (acl_ops.cc). The stored ACL `name` of ino, empty when none.
+  absl::StatusOr<Acl> LoadAcl(uint64_t ino, std::string_view name);
+  // CheckAccess (permissions.h) honouring rec's access ACL; the ACL is read
+  // only when it can matter (caller neither root nor owner, group bits set).
+  absl::Status CheckPerm(const RequestContext& ctx, const storage::InodeRecord& rec, int mask);
+  // setxattr (empty value: removal) of an ACL name: validates, keeps the
+  // mode in sync with an access ACL, commits ACL and record together.
+  absl::Status SetAcl(const RequestContext& ctx, Inode* inode, std::string_view name, std::string_view value,
+                      int flags, bool removal);
+  // chmod to `mode` with xattr_mu held: adds the access ACL, if any, updated
+  // to the new bits, to `batch`.
+  absl::Status ChmodAclLocked(uint64_t ino, uint32_t mode, storage::MetaStore::Batch* batch);
+  // Owner, group and mode of a new node of `type` in `parent` (record prec)
+  // and the access ACL it inherits: a default ACL on the parent replaces the
+  // umask, and the node's access ACL is that default narrowed by the
+  // requested mode (Linux posix_acl_create); new directories inherit the
+  // default itself as well. Hold xattr_mu until the node's commit, so the
+  // parent's ACL stays as read.
+  struct NewNode {
+    NewOwnership own;
+    Acl access;          // to store with the node; empty: none
+    Acl parent_default;  // the parent's default ACL; empty: none
+  };
+  absl::StatusOr<NewNode> PlanNewNode(const RequestContext& ctx, uint64_t parent, const storage::InodeRecord& prec,
+                                      uint32_t type, uint32_t perm);
   // Unlink (dir=false) or rmdir (dir=true) of parent/name.
   absl::Status RemoveName(const RequestContext& ctx, uint64_t parent, std::string_view name, bool dir);
   // After a failed commit: puts back the link fields a namespace operation

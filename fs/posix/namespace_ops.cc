@@ -17,6 +17,7 @@
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
 #include "fs/posix/permissions.h"
+#include "fs/posix/posix_acl.h"
 #include "fs/posix/status_macros.h"
 
 namespace reclaimfs::fs {
@@ -71,6 +72,25 @@ absl::StatusOr<bool> Filesystem::Impl::IsAncestorOrSelf(uint64_t ancestor, uint6
   return ErrnoStatus(ELOOP, "directory tree too deep");
 }
 
+absl::StatusOr<Filesystem::Impl::NewNode> Filesystem::Impl::PlanNewNode(const RequestContext& ctx,
+                                                                         uint64_t parent,
+                                                                         const InodeRecord& prec, uint32_t type,
+                                                                         uint32_t perm) {
+  NewNode plan;
+  if (!S_ISLNK(type)) {
+    RFS_ASSIGN_OR_RETURN(plan.parent_default, LoadAcl(parent, kAclDefaultXattr));
+  }
+  if (plan.parent_default.empty()) {
+    plan.own = OwnershipForNew(ctx, prec, type, perm);
+  } else {
+    RequestContext no_umask = ctx;
+    no_umask.umask = 0;
+    plan.own = OwnershipForNew(no_umask, prec, type, perm);
+    plan.own.mode = InheritAcl(plan.parent_default, plan.own.mode, &plan.access);
+  }
+  return plan;
+}
+
 absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx, uint64_t parent,
                                                       std::string_view name, uint32_t mode, uint64_t rdev,
                                                       std::string_view symlink) {
@@ -83,13 +103,17 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   std::lock_guard ns(ns_mu);
   const InodeRecord prec = Rec(dir.get());
   if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+  RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
   absl::StatusOr<DirEntry> existing = meta->GetDentry(parent, name);
   if (existing.ok()) return ErrnoStatus(EEXIST);
   if (!absl::IsNotFound(existing.status())) return existing.status();
   if (S_ISDIR(type) && prec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
 
-  const NewOwnership own = OwnershipForNew(ctx, prec, type, mode & 07777);
+  std::lock_guard x(xattr_mu);
+  RFS_ASSIGN_OR_RETURN(const NewNode plan, PlanNewNode(ctx, parent, prec, type, mode & 07777));
+  const NewOwnership& own = plan.own;
+  const Acl& access = plan.access;
+  const Acl& parent_default = plan.parent_default;
   const storage::Timespec now = Now();
   InodeRecord rec;
   rec.ino = meta->AllocateIno();
@@ -114,6 +138,10 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   rec.generation = NewGeneration(&batch);
   batch.PutInode(rec);
   batch.PutDentry(parent, name, DirEntry{rec.ino, type, cookie});
+  if (!access.empty()) batch.PutXattr(rec.ino, kAclAccessXattr, EncodeAcl(access));
+  if (S_ISDIR(type) && !parent_default.empty()) {
+    batch.PutXattr(rec.ino, kAclDefaultXattr, EncodeAcl(parent_default));
+  }
   if (absl::Status s = Commit(batch, {dir.get()}); !s.ok()) {
     RestoreLinks(dir.get(), prec);
     return s;
@@ -138,7 +166,7 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
   {
     std::lock_guard ns(ns_mu);
     const InodeRecord prec = Rec(dir.get());
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
     absl::StatusOr<DirEntry> d = meta->GetDentry(parent, name);
     if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
     RFS_ASSIGN_OR_RETURN(InodeRef victim, Pin(d->ino, ChargeMode::kNoReclaim));
@@ -207,7 +235,7 @@ absl::StatusOr<Attributes> Filesystem::Lookup(const RequestContext& ctx, uint64_
   if (IsDotOrDotDot(name)) return s.LookupDot(parent, name == "..");
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(parent));
   const InodeRecord prec = Impl::Rec(dir.get());
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, X_OK));
+  RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, X_OK));
   RFS_RETURN_IF_ERROR(ValidateName(name));
   absl::StatusOr<DirEntry> d = s.meta->GetDentry(parent, name);
   if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
@@ -290,7 +318,7 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     if (srec.nlink == 0 && !tmpfile) return ErrnoStatus(ENOENT, "file was removed");
     if (srec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
     absl::StatusOr<DirEntry> existing = s.meta->GetDentry(new_parent, new_name);
     if (existing.ok()) return ErrnoStatus(EEXIST);
     if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -359,8 +387,8 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     const InodeRecord prec = Impl::Rec(pdir.get());
     const InodeRecord qrec = Impl::Rec(qdir.get());
     if (qrec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
-    RFS_RETURN_IF_ERROR(CheckAccess(ctx, qrec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, qrec, W_OK | X_OK));
     absl::StatusOr<DirEntry> src = s.meta->GetDentry(parent, name);
     if (!src.ok()) return NotFoundAs(src.status(), ENOENT);
     std::optional<DirEntry> tgt;
@@ -402,12 +430,12 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
       if (sdir) {
         RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(src->ino, new_parent));
         if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
-        RFS_RETURN_IF_ERROR(CheckAccess(ctx, srec, W_OK));
+        RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, srec, W_OK));
       }
       if (exchange && tdir) {
         RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(tgt->ino, parent));
         if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
-        RFS_RETURN_IF_ERROR(CheckAccess(ctx, trec, W_OK));
+        RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, trec, W_OK));
       }
       const int q_gain = (sdir ? 1 : 0) - (tdir ? 1 : 0);
       const int p_gain = (exchange && tdir ? 1 : 0) - (sdir ? 1 : 0);
@@ -480,7 +508,7 @@ absl::StatusOr<uint64_t> Filesystem::OpenDir(const RequestContext& ctx, uint64_t
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(ino));
   const InodeRecord rec = Impl::Rec(dir.get());
-  RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, R_OK));
+  RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, R_OK));
   const uint64_t fh = s.handles.Add(Handle{ino, flags, ctx.uid, ctx.gid, /*dir=*/true});
   s.cache->AddOpen(dir.get());
   return fh;

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/posix_acl.h>
+
 #include <algorithm>
 #include <cerrno>
 
@@ -38,6 +40,58 @@ absl::Status CheckAccess(const RequestContext& ctx, const storage::InodeRecord& 
     bits = rec.mode & 7;
   }
   if ((static_cast<uint32_t>(mask) & ~bits) != 0) return ErrnoStatus(EACCES);
+  return absl::OkStatus();
+}
+
+absl::Status CheckAccessWithAcl(const RequestContext& ctx, const storage::InodeRecord& rec, const Acl& acl,
+                                int mask) {
+  const uint32_t want = static_cast<uint32_t>(mask) & (R_OK | W_OK | X_OK);
+  if (want == 0 || IsRoot(ctx) || ctx.uid == rec.uid || (rec.mode & S_IRWXG) == 0 || acl.empty()) {
+    return CheckAccess(ctx, rec, mask);
+  }
+  std::vector<uint32_t> loaded;
+  bool groups_loaded = !ctx.groups.empty() || !ctx.load_groups;
+  auto in_group = [&](uint32_t gid) {
+    if (InGroup(ctx, gid)) return true;
+    if (!groups_loaded) {
+      loaded = ctx.load_groups();
+      groups_loaded = true;
+    }
+    return std::find(loaded.begin(), loaded.end(), gid) != loaded.end();
+  };
+  uint32_t mask_perm = 7;
+  for (const AclEntry& e : acl) {
+    if (e.tag == ACL_MASK) mask_perm = e.perm;
+  }
+  const AclEntry* named_user = nullptr;
+  const AclEntry* other = nullptr;
+  bool group_matched = false, group_granted = false;
+  for (const AclEntry& e : acl) {
+    switch (e.tag) {
+      case ACL_USER:
+        if (e.id == ctx.uid) named_user = &e;
+        break;
+      case ACL_GROUP_OBJ:
+      case ACL_GROUP:
+        if (named_user == nullptr && !group_granted && in_group(e.tag == ACL_GROUP ? e.id : rec.gid)) {
+          group_matched = true;
+          group_granted = (e.perm & want) == want;
+        }
+        break;
+      case ACL_OTHER: other = &e; break;
+      default: break;
+    }
+    if (named_user != nullptr) break;
+  }
+  uint32_t granted;
+  if (named_user != nullptr) {
+    granted = named_user->perm & mask_perm;
+  } else if (group_matched) {
+    granted = group_granted ? (want & mask_perm) : 0;
+  } else {
+    granted = other != nullptr ? other->perm : 0;
+  }
+  if ((want & ~granted) != 0) return ErrnoStatus(EACCES);
   return absl::OkStatus();
 }
 

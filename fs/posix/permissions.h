@@ -2,13 +2,15 @@
 // credentials (root bypasses read/write, and execute when any x bit is set or
 // for directories), the sticky-directory rule, ownership of new inodes
 // (umask, setgid directories) and the set-id bits that writes and chown clear.
-// Pure functions of their arguments; any thread; never block.
+// Pure functions of their arguments (CheckAccessWithAcl may call
+// ctx.load_groups, which reads the caller's groups); any thread; never block.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "fs/posix/filesystem.h"
+#include "fs/posix/posix_acl.h"
 #include "storage/format.h"
 
 namespace reclaimfs::fs {
@@ -19,6 +21,12 @@ bool IsOwnerOrRoot(const RequestContext& ctx, const storage::InodeRecord& rec);
 
 // mask: R_OK|W_OK|X_OK. EACCES when denied.
 absl::Status CheckAccess(const RequestContext& ctx, const storage::InodeRecord& rec, int mask);
+// The same with the file's access ACL (non-empty), as Linux does: the owner
+// and root by the mode as above; others by their named-user entry, else the
+// owning-group and named-group entries they match, each limited by the
+// MASK, else OTHER. Without group bits in the mode the ACL is not consulted.
+absl::Status CheckAccessWithAcl(const RequestContext& ctx, const storage::InodeRecord& rec, const Acl& acl,
+                                int mask);
 // Removing or renaming `victim` out of `dir`: with the sticky bit only the
 // owner of either (or root) may. EPERM when denied.
 absl::Status CheckSticky(const RequestContext& ctx, const storage::InodeRecord& dir,

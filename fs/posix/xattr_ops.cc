@@ -1,5 +1,6 @@
-// Extended attributes: the "user.", "trusted." and "security." namespaces,
-// stored in the metadata store (not cached). Changes are serialised by
+// Extended attributes: the "user.", "trusted." and "security." namespaces
+// and the two POSIX ACL names (acl_ops.cc), stored in the metadata store
+// (not cached). Changes are serialised by
 // xattr_mu so XATTR_CREATE / XATTR_REPLACE checks hold until the commit.
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -12,6 +13,7 @@
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
 #include "fs/posix/permissions.h"
+#include "fs/posix/posix_acl.h"
 #include "fs/posix/status_macros.h"
 
 namespace reclaimfs::fs {
@@ -20,7 +22,7 @@ using storage::InodeRecord;
 
 namespace {
 
-enum class XattrNs { kUser, kTrusted, kSecurity };
+enum class XattrNs { kUser, kTrusted, kSecurity, kAcl };
 
 // A non-empty name in namespace `prefix`.
 bool InNamespace(std::string_view name, std::string_view prefix) {
@@ -32,13 +34,15 @@ absl::StatusOr<XattrNs> ParseXattrName(std::string_view name) {
   if (InNamespace(name, "user.")) return XattrNs::kUser;
   if (InNamespace(name, "trusted.")) return XattrNs::kTrusted;
   if (InNamespace(name, "security.")) return XattrNs::kSecurity;
+  if (IsAclXattr(name)) return XattrNs::kAcl;
   return ErrnoStatus(EOPNOTSUPP, "unsupported xattr namespace");
 }
 
 // May ctx change attribute `ns` of rec? (Linux xattr_permission and the
 // capability rules: trusted and security need root; user attributes live
-// only on regular files and directories, need write access, and on a
-// sticky directory ownership.)
+// only on regular files and directories, and on a sticky directory need
+// ownership; their write-access check, which may read the ACL, is the
+// caller's.)
 absl::Status CheckXattrWrite(const RequestContext& ctx, const InodeRecord& rec, XattrNs ns) {
   switch (ns) {
     case XattrNs::kTrusted:
@@ -48,7 +52,9 @@ absl::Status CheckXattrWrite(const RequestContext& ctx, const InodeRecord& rec, 
     case XattrNs::kUser:
       if (!S_ISREG(rec.mode) && !S_ISDIR(rec.mode)) return ErrnoStatus(EPERM);
       if (S_ISDIR(rec.mode) && (rec.mode & S_ISVTX) && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM);
-      return CheckAccess(ctx, rec, W_OK);
+      return absl::OkStatus();
+    case XattrNs::kAcl:
+      return absl::OkStatus();  // SetAcl checks ownership
   }
   return absl::OkStatus();
 }
@@ -65,7 +71,9 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
   if (value.size() > kXattrValueMax) return ErrnoStatus(E2BIG);
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  if (ns == XattrNs::kAcl) return s.SetAcl(ctx, ref.get(), name, value, flags, /*removal=*/false);
   RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+  if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, Impl::Rec(ref.get()), W_OK));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);
@@ -99,7 +107,10 @@ absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, st
   RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  // Removing an ACL that is not there succeeds, as on ext4.
+  if (ns == XattrNs::kAcl) return s.SetAcl(ctx, ref.get(), name, {}, 0, /*removal=*/true);
   RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+  if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, Impl::Rec(ref.get()), W_OK));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);

@@ -1034,7 +1034,8 @@ TEST_F(FilesystemTest, Xattrs) {
   EXPECT_EQ(*fs_->GetXattr(f.ino, "user.one"), "replaced");
   EXPECT_ERRNO(fs_->GetXattr(f.ino, "user.none"), ENODATA);
   EXPECT_ERRNO(fs_->GetXattr(f.ino, "other.ns"), EOPNOTSUPP);
-  EXPECT_ERRNO(fs_->SetXattr(root_, f.ino, "system.posix_acl_access", "x", 0), EOPNOTSUPP);
+  EXPECT_ERRNO(fs_->SetXattr(root_, f.ino, "system.other", "x", 0), EOPNOTSUPP);
+  EXPECT_ERRNO(fs_->SetXattr(root_, f.ino, "system.posix_acl_access", "x", 0), EINVAL);
   EXPECT_ERRNO(fs_->SetXattr(root_, f.ino, "user." + std::string(251, 'n'), "x", 0), ERANGE);
   EXPECT_OK(fs_->SetXattr(root_, f.ino, "user." + std::string(250, 'n'), "x", 0));
   EXPECT_OK(fs_->SetXattr(root_, f.ino, "user.big", std::string(64 * 1024, 'v'), 0));

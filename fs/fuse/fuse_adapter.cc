@@ -11,7 +11,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +43,22 @@ bool RejectLongName(fuse_req_t req, const char* name) {
   if (std::strlen(name) <= kNameMax) return false;
   fuse_reply_err(req, ENAMETOOLONG);
   return true;
+}
+
+// Supplementary groups of thread `pid`, read from /proc as libfuse's
+// fuse_req_getgroups does, for requests that come without a fuse_req.
+// Empty if the thread is gone.
+std::vector<uint32_t> GroupsOfThread(uint32_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/task/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream list(line.substr(7));
+    std::vector<uint32_t> groups;
+    for (uint32_t g; list >> g;) groups.push_back(g);
+    return groups;
+  }
+  return {};
 }
 
 }  // namespace
@@ -309,15 +328,15 @@ struct FuseOps {
   }
 
   // FUSE_TMPFILE arrives through the channel, not libfuse (fuse_channel.h):
-  // no fuse_req, so the context comes from the request header. Supplementary
-  // groups are unknown here; with default_permissions the kernel has
-  // checked access to the directory already.
+  // no fuse_req, so the context comes from the request header, and the
+  // groups, when the filesystem checks permissions itself, from /proc.
   static FuseChannel::TmpfileResult Tmpfile(FuseAdapter& self, const FuseChannel::TmpfileRequest& r) {
     RequestContext ctx;
     ctx.uid = r.uid;
     ctx.gid = r.gid;
     ctx.pid = r.pid;
     ctx.umask = r.umask;
+    if (!self.options_.default_permissions) ctx.groups = GroupsOfThread(r.pid);
     FuseChannel::TmpfileResult out;
     auto created = self.fs_->Tmpfile(ctx, r.dir, r.mode, static_cast<int>(r.flags));
     if (!created.ok()) {

@@ -8,6 +8,7 @@
 //   -> xattr_mu (xattr changes, held across their commit)
 //   -> Inode::io_mu (held across data IO; reclaim only try_locks it)
 //   -> MetaStore commit lock -> InodeCache mutex -> Inode::attr_mu (leaf).
+// tmpfile_mu is a leaf too: held only to test or change the tmpfile set.
 // Memory is charged only with none of these held, except the few hundred
 // bytes of an inode body loaded under ns_mu, which are force-charged.
 #pragma once

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/user_process.h"
 
 namespace reclaimfs::itest {
 namespace {
@@ -70,6 +71,32 @@ TEST_F(TmpfileTest, ExclusiveTmpfileCannotBeLinked) {
   UniqueFd fd = OpenTmpfile(mnt(), O_RDWR | O_EXCL, 0644);
   EXPECT_ERRNO(ENOENT, linkat(fd.get(), "", AT_FDCWD, Path("nope").c_str(), AT_EMPTY_PATH));
   EXPECT_FALSE(Exists(Path("nope")));
+}
+
+// Without default_permissions the filesystem checks access to the directory
+// itself, with the caller's supplementary groups.
+TEST_F(TmpfileTest, PermissionsOfTheDirectoryWithSupplementaryGroups) {
+  Unmount();
+  Mount("allow_other,no_default_permissions");
+  const std::string d = Path("groupdir");
+  ASSERT_SYS_OK(mkdir(d.c_str(), 0770));
+  ASSERT_SYS_OK(chown(d.c_str(), 0, 4242));
+  ASSERT_SYS_OK(chmod(d.c_str(), 0770));
+  UserIdentity member;
+  member.groups = {4242};
+  EXPECT_EQ(RunAs(member, 022, [&](Report& r) {
+    const int fd = open(d.c_str(), O_TMPFILE | O_RDWR, 0640);
+    r.ExpectOk(fd, "O_TMPFILE in a directory writable through a supplementary group");
+    if (fd >= 0) {
+      struct stat st;
+      r.ExpectOk(fstat(fd, &st), "fstat");
+      r.Expect(st.st_uid == kTestUser && (st.st_mode & 07777) == 0640, "owner and mode of the tmpfile");
+      close(fd);
+    }
+  }), "");
+  EXPECT_EQ(RunAsUser(022, [&](Report& r) {
+    r.ExpectErrno(open(d.c_str(), O_TMPFILE | O_RDWR, 0640), EACCES, "O_TMPFILE without write access");
+  }), "");
 }
 
 TEST_F(TmpfileTest, UnnamedTmpfileSpaceFreedOnClose) {

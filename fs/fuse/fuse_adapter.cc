@@ -118,7 +118,10 @@ struct FuseOps {
     // Replies are copied, not spliced: the channel is our custom io.
     drop(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     // The kernel truncates (setattr size) before an O_TRUNC open, and clears
-    // set-id bits on chown/truncate itself: fewer rules for Open and SetAttr.
+    // set-id bits on chown/truncate/fallocate itself (a SETATTR of the mode,
+    // and a REMOVEXATTR of security.capability): fewer rules for Open and
+    // SetAttr. Direct-IO writes are the exception: the kernel only flags
+    // them (FUSE_WRITE_KILL_SUIDGID) and Write does the rest.
     drop(FUSE_CAP_ATOMIC_O_TRUNC);
     drop(FUSE_CAP_HANDLE_KILLPRIV);
     // Lookups of "." and ".." (needed for NFS export) are not supported.
@@ -314,7 +317,12 @@ struct FuseOps {
       fuse_reply_err(req, EINVAL);
       return;
     }
-    auto n = Self(req).fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size);
+    // libfuse does not pass write_flags on; the channel kept them for us.
+    const FuseChannel::WriteFlags flags = FuseChannel::CurrentWriteFlags();
+    WritePrivs privs;
+    privs.kill_suidgid = flags.kill_suidgid;
+    privs.kill_caps = !flags.from_cache;
+    auto n = Self(req).fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size, privs);
     if (!n.ok()) {
       fuse_reply_err(req, ErrnoOf(n.status()));
       return;

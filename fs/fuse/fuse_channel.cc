@@ -1,4 +1,4 @@
-// INIT request/reply inspection on the raw FUSE protocol. Struct layouts come
+// INIT request/reply inspection and WRITE flags on the raw FUSE protocol. Struct layouts come
 // from the kernel ABI header; the flags2 bit is defined here because the
 // installed header predates it.
 #include "fs/fuse/fuse_channel.h"
@@ -23,6 +23,9 @@ constexpr uint64_t kDirectIoAllowMmap = 1ull << 36;
 constexpr uint32_t kInitExt = FUSE_INIT_EXT;
 constexpr uint32_t kFuseInitOpcode = FUSE_INIT;
 
+// Set by Read on the thread that then handles the request (see the header).
+thread_local uint32_t current_write_flags = 0;
+
 constexpr size_t kInitInFlags2End = offsetof(fuse_init_in, flags2) + sizeof(uint32_t);
 constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
 
@@ -30,12 +33,31 @@ constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(ui
 
 ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
   const ssize_t n = ::read(fd, buf, len);
-  if (n > 0 && !init_seen_.load(std::memory_order_relaxed)) {
+  current_write_flags = 0;
+  if (n > 0) {
     const int saved = errno;
-    NoteInit(buf, static_cast<size_t>(n));
+    NoteWriteFlags(buf, static_cast<size_t>(n));
+    if (!init_seen_.load(std::memory_order_relaxed)) NoteInit(buf, static_cast<size_t>(n));
     errno = saved;
   }
   return n;
+}
+
+FuseChannel::WriteFlags FuseChannel::CurrentWriteFlags() {
+  WriteFlags f;
+  f.kill_suidgid = (current_write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+  f.from_cache = (current_write_flags & FUSE_WRITE_CACHE) != 0;
+  return f;
+}
+
+void FuseChannel::NoteWriteFlags(const void* buf, size_t len) {
+  fuse_in_header in;
+  if (len < sizeof(in) + sizeof(fuse_write_in)) return;
+  std::memcpy(&in, buf, sizeof(in));
+  if (in.opcode != FUSE_WRITE) return;
+  fuse_write_in write;
+  std::memcpy(&write, static_cast<const char*>(buf) + sizeof(in), sizeof(write));
+  current_write_flags = write.write_flags;
 }
 
 void FuseChannel::NoteInit(const void* buf, size_t len) {

@@ -11,6 +11,11 @@
 // leaving the rest of libfuse's protocol handling alone. Everything else
 // passes through unchanged.
 //
+// It also remembers the write_flags of a WRITE request, which libfuse 3.14
+// reads but does not pass on: the kernel sets FUSE_WRITE_KILL_SUIDGID there
+// when the writer lacks CAP_FSETID, and on a direct-IO write nobody but the
+// filesystem clears the set-id bits.
+//
 // Called by libfuse's session-loop threads at once; no locks (atomics only).
 // Read blocks in read(2) until the kernel has a request or the session
 // ends; Writev blocks as writev(2) on /dev/fuse does.
@@ -34,12 +39,23 @@ class FuseChannel {
   // writev(2) on /dev/fuse; patches the INIT reply. errno as writev(2).
   ssize_t Writev(int fd, const struct iovec* iov, int count);
 
+  // The write_flags of the WRITE request this thread read last (none when
+  // its last request was not a WRITE). A session-loop thread processes each
+  // request it reads before it reads the next, on the same thread, so inside
+  // the write handler these are that request's flags.
+  struct WriteFlags {
+    bool kill_suidgid = false;  // FUSE_WRITE_KILL_SUIDGID: the writer lacks CAP_FSETID
+    bool from_cache = false;    // FUSE_WRITE_CACHE: writeback of the kernel's page cache
+  };
+  static WriteFlags CurrentWriteFlags();
+
   // Whether the kernel offered, and we granted, shared mmap of direct-IO files.
   bool allow_mmap_offered() const { return offered_.load(std::memory_order_acquire); }
   bool allow_mmap_granted() const { return granted_.load(std::memory_order_acquire); }
 
  private:
   void NoteInit(const void* buf, size_t len);
+  static void NoteWriteFlags(const void* buf, size_t len);
 
   const bool request_allow_mmap_;
   std::atomic<bool> init_seen_{false};

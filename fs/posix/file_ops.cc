@@ -176,12 +176,15 @@ absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off,
   return n;
 }
 
-absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size) {
+absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size,
+                                         WritePrivs privs) {
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
   if (!h.writable()) return ErrnoStatus(EBADF, "handle not open for writing");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  // Before the data, as Linux does: a write that fails still dropped them.
+  if (privs.kill_caps && size > 0) RFS_RETURN_IF_ERROR(s.DropCapabilities(ref.get()));
   // A second attempt after deferred frees have run: no ENOSPC while space a
   // user just freed by deleting is still on its way back. Rewriting what the
   // first attempt already copied is harmless: same bytes, same pages.
@@ -211,7 +214,7 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {
       r.size = std::max<uint64_t>(r.size, pos + len);
       r.mtime = r.ctime = now;
-      if (h.uid != 0) r.mode = KillSuid(r.mode);
+      if (privs.kill_suidgid) r.mode = KillSuid(r.mode);
     });
     return len;
   }
@@ -325,7 +328,18 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   const InodeRecord rec = Impl::Rec(ref.get());
 
-  if (req.mode && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "chmod: not the owner");
+  if (req.mode && !IsOwnerOrRoot(ctx, rec)) {
+    // The kernel clears the set-id bits of a file that a caller without
+    // CAP_FSETID truncates or preallocates by a SETATTR of the mode, sent
+    // with that caller's credentials: a writer, not necessarily the owner.
+    if (!OnlyClearsSetId(rec.mode, *req.mode)) return ErrnoStatus(EPERM, "chmod: not the owner");
+    bool via_handle = false;
+    if (req.fh) {
+      std::optional<Handle> h = s.handles.Get(*req.fh);
+      via_handle = h && h->ino == ino && h->writable();
+    }
+    if (!via_handle && !CheckAccess(ctx, rec, W_OK).ok()) return ErrnoStatus(EPERM, "chmod: not the owner");
+  }
   if (req.uid && !IsRoot(ctx) && (ctx.uid != rec.uid || *req.uid != rec.uid)) {
     return ErrnoStatus(EPERM, "chown: only root may change the owner");
   }

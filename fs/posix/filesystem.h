@@ -74,6 +74,16 @@ struct SetAttrRequest {
   std::optional<uint64_t> fh;  // ftruncate etc.
 };
 
+// What a write takes away besides changing data, as Linux's
+// file_remove_privs does on a write by the caller.
+struct WritePrivs {
+  // The writer lacks CAP_FSETID: clear S_ISUID, and S_ISGID when S_IXGRP is set.
+  bool kill_suidgid = false;
+  // Remove security.capability (whoever writes). False for data written back
+  // from a kernel cache, whose write(2) already had it removed.
+  bool kill_caps = true;
+};
+
 struct OpenFile {
   uint64_t fh = 0;
   bool direct_io = true;   // bypass the kernel page cache (default)
@@ -147,7 +157,8 @@ class Filesystem {
                                                          std::string_view name, uint32_t mode, int flags);
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
   // O_APPEND handles write at the current end of file.
-  absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size);
+  absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size,
+                               WritePrivs privs = {});
   absl::Status Flush(uint64_t ino, uint64_t fh);
   absl::Status Release(uint64_t ino, uint64_t fh);
   absl::Status Fsync(uint64_t ino, uint64_t fh, bool datasync);

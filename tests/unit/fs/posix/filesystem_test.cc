@@ -747,6 +747,53 @@ TEST_F(FilesystemTest, SetgidDirectoryAndUmask) {
   EXPECT_EQ(chowned.mode & (S_ISUID | S_ISGID), 0u);
 }
 
+// What the kernel sends when a writer without CAP_FSETID modifies a file: a
+// mode that only clears set-id bits (accepted from a writer that is not the
+// owner), a REMOVEXATTR of security.capability, and flagged direct writes.
+TEST_F(FilesystemTest, KillPrivilegesOnModification) {
+  Attributes pub = MakeDir(kRoot, "pub", 0777);
+  Attributes f = MakeFile(pub.ino, "f", 0666);  // root's, writable by all
+  ASSERT_OK(fs_->SetAttr(root_, f.ino, ModeReq(06676)));
+  EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(06666)), EPERM);  // more than set-id bits
+  EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(06676)), EPERM);  // no change
+  EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(07676)), EPERM);  // adds the sticky bit
+  ASSERT_OK_AND_ASSIGN(Attributes killed, fs_->SetAttr(user_, f.ino, ModeReq(0676)));
+  EXPECT_EQ(killed.mode & 07777, 0676u);
+  // Not for a caller who may not write the file.
+  Attributes ro = MakeFile(pub.ino, "ro", 0644);
+  ASSERT_OK(fs_->SetAttr(root_, ro.ino, ModeReq(06644)));
+  EXPECT_ERRNO(fs_->SetAttr(user_, ro.ino, ModeReq(0644)), EPERM);
+
+  // security.capability: the user may remove it from a file it may write.
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  EXPECT_ERRNO(fs_->RemoveXattr(user_, ro.ino, "security.selinux"), EPERM);
+  EXPECT_OK(fs_->RemoveXattr(user_, f.ino, "security.capability"));
+  ASSERT_OK(fs_->SetXattr(root_, ro.ino, "security.capability", "caps", 0));
+  EXPECT_ERRNO(fs_->RemoveXattr(user_, ro.ino, "security.capability"), EPERM);
+
+  // Writes: set-id bits go only when flagged, the capability always.
+  ASSERT_OK(fs_->SetAttr(root_, f.ino, ModeReq(06676)));
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_WRONLY));
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1));
+  EXPECT_ERRNO(fs_->GetXattr(f.ino, "security.capability"), ENODATA);
+  ASSERT_OK_AND_ASSIGN(Attributes kept, fs_->GetAttr(f.ino));
+  EXPECT_EQ(kept.mode & 07777, 06676u);
+  WritePrivs privs;
+  privs.kill_suidgid = true;
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1, privs));
+  ASSERT_OK_AND_ASSIGN(Attributes cleared, fs_->GetAttr(f.ino));
+  EXPECT_EQ(cleared.mode & 07777, 0676u);
+  EXPECT_ERRNO(fs_->GetXattr(f.ino, "security.capability"), ENODATA);
+  // Data written back from a kernel cache keeps a capability set since.
+  privs.kill_caps = false;
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1, privs));
+  EXPECT_OK(fs_->GetXattr(f.ino, "security.capability"));
+  ASSERT_OK(fs_->Release(f.ino, of.fh));
+}
+
 TEST_F(FilesystemTest, TimesPermissionRules) {
   Attributes pub = MakeDir(kRoot, "pub", 0777);
   Attributes f = MakeFile(pub.ino, "f", 0666);   // root's, writable by all
@@ -1229,7 +1276,10 @@ TEST_F(FilesystemTest, WriteClearsSetuidForNonRoot) {
   Attributes f = MakeFile(pub.ino, "suid", 06777);
   EXPECT_EQ(f.mode & 07777, 06777u);
   ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(user_, f.ino, O_WRONLY));
-  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1));
+  // The kernel flags the writes of a caller without CAP_FSETID.
+  WritePrivs privs;
+  privs.kill_suidgid = true;
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1, privs));
   ASSERT_OK(fs_->Release(f.ino, of.fh));
   EXPECT_EQ(Attr(f.ino).mode & 07777, 0777u);
 }

@@ -15,6 +15,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/status_macros.h"
 
@@ -91,6 +92,10 @@ absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t in
     RFS_RETURN_IF_ERROR(s.CheckWritable());
   }
   RFS_RETURN_IF_ERROR(CheckAccess(ctx, rec, mask));
+  if (mask & W_OK) {
+    if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
+    if (IsAppendOnly(rec) && (trunc || !(flags & O_APPEND))) return ErrnoStatus(EPERM, "append-only file");
+  }
   if (trunc && S_ISREG(rec.mode)) {
     {
       std::unique_lock io(ref->io_mu);
@@ -192,8 +197,11 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
     std::unique_lock io(ref->io_mu);
     const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
     if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
-    // O_APPEND: the end of file as of now, under the io lock.
-    const uint64_t pos = h.append() ? file_size : off;
+    const uint32_t iflags = Impl::Rec(ref.get()).flags;
+    // A handle opened before the flag was set meets it here.
+    if (iflags & FS_IMMUTABLE_FL) return ErrnoStatus(EPERM, "immutable file");
+    // O_APPEND or an append-only file: the end of file as of now, under the io lock.
+    const uint64_t pos = h.append() || (iflags & FS_APPEND_FL) ? file_size : off;
     if (size == 0) return size_t{0};
     if (pos >= kMaxFileSize) return ErrnoStatus(EFBIG);
     const size_t len = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileSize - pos));
@@ -276,6 +284,9 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
     const auto [file_size, fmode] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(fmode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(fmode)) return ErrnoStatus(ENODEV);
+    const InodeRecord rec = Impl::Rec(ref.get());
+    if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
+    if (IsAppendOnly(rec) && (mode & ~FALLOC_FL_KEEP_SIZE)) return ErrnoStatus(EPERM, "append-only file");
     if (punch) {
       if (off < file_size) {
         RFS_RETURN_IF_ERROR(s.data->PunchHole(ino, file_size, off, std::min(len, file_size - off)));
@@ -328,6 +339,12 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   const InodeRecord rec = Impl::Rec(ref.get());
 
+  // Immutable: nothing changes. Append-only: only the times may be set to now.
+  const bool explicit_times = (req.atime && !req.atime_now) || (req.mtime && !req.mtime_now);
+  if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
+  if (IsAppendOnly(rec) && (req.mode || req.uid || req.gid || req.size || explicit_times)) {
+    return ErrnoStatus(EPERM, "append-only file");
+  }
   if (req.mode && !IsOwnerOrRoot(ctx, rec)) {
     // The kernel clears the set-id bits of a file that a caller without
     // CAP_FSETID truncates or preallocates by a SETATTR of the mode, sent
@@ -392,6 +409,25 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
   });
   RFS_RETURN_IF_ERROR(s.PersistIfDirty(ref.get(), false));
   return s.AttrsOf(ref.get());
+}
+
+absl::StatusOr<uint32_t> Filesystem::GetFlags(uint64_t ino) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  return Impl::Rec(ref.get()).flags;
+}
+
+absl::Status Filesystem::SetFlags(const RequestContext& ctx, uint64_t ino, uint32_t flags) {
+  Impl& s = *impl_;
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  RFS_RETURN_IF_ERROR(CheckSetFlags(ctx, Impl::Rec(ref.get()), flags));
+  const storage::Timespec now = Now();
+  Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+    r.flags = flags;
+    r.ctime = now;
+  });
+  return s.PersistIfDirty(ref.get(), false);
 }
 
 }  // namespace reclaimfs::fs

@@ -186,6 +186,13 @@ class Filesystem {
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
   absl::Status Fallocate(const RequestContext& ctx, uint64_t ino, uint64_t fh, int mode, uint64_t off,
                          uint64_t len);
+  // Inode flags (chattr): FS_*_FL bits of <linux/fs.h>, enforced here
+  // (immutable, append-only, noatime; fs/posix/inode_flags.h). SetFlags:
+  // EOPNOTSUPP for unknown flags, EPERM unless owner or root, and unless
+  // root for immutable/append-only.
+  absl::StatusOr<uint32_t> GetFlags(uint64_t ino);
+  absl::Status SetFlags(const RequestContext& ctx, uint64_t ino, uint32_t flags);
+
   // SEEK_SET/CUR/END are the kernel's; this answers SEEK_DATA and SEEK_HOLE.
   absl::StatusOr<uint64_t> Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence);
 

@@ -16,6 +16,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/status_macros.h"
 
@@ -49,6 +50,7 @@ void Filesystem::Impl::TouchAtime(Inode* inode) {
   if (read_only.load(std::memory_order_relaxed) || !atime_policy.enabled) return;
   const storage::Timespec now = Now();
   std::lock_guard a(inode->attr_mu);
+  if (inode->body->rec.flags & FS_NOATIME_FL) return;
   if (!AtimeNeedsUpdate(atime_policy, inode->body->rec, now)) return;
   inode->body->rec.atime = now;
   inode->body->Touch();  // persisted lazily: writeback, eviction or unmount
@@ -84,6 +86,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   const InodeRecord prec = Rec(dir.get());
   if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
   RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+  RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
   absl::StatusOr<DirEntry> existing = meta->GetDentry(parent, name);
   if (existing.ok()) return ErrnoStatus(EEXIST);
   if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -152,6 +155,8 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
       return ErrnoStatus(EISDIR);
     }
     RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, vrec));
+    RFS_RETURN_IF_ERROR(CheckDirMayRemove(prec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(vrec));
 
     const storage::Timespec now = Now();
     uint32_t nlink = 0;
@@ -277,6 +282,8 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     if (srec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
     RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(srec));
     absl::StatusOr<DirEntry> existing = s.meta->GetDentry(new_parent, new_name);
     if (existing.ok()) return ErrnoStatus(EEXIST);
     if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -361,6 +368,14 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     const InodeRecord trec = tref ? Impl::Rec(tref.get()) : InodeRecord();
     RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, srec));
     if (tref) RFS_RETURN_IF_ERROR(CheckSticky(ctx, qrec, trec));
+    // Immutable and append-only: names are neither removed nor moved.
+    RFS_RETURN_IF_ERROR(CheckDirMayRemove(prec));
+    RFS_RETURN_IF_ERROR(CheckDirMayAdd(qrec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(srec));
+    if (tref) {
+      RFS_RETURN_IF_ERROR(CheckDirMayRemove(qrec));
+      RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(trec));
+    }
     // Two names of one inode: POSIX says do nothing.
     if (tgt && tgt->ino == src->ino) return absl::OkStatus();
 

@@ -11,6 +11,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/status_macros.h"
 
@@ -66,6 +67,7 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
+  RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(Impl::Rec(ref.get())));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);
@@ -111,6 +113,7 @@ absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, st
   // writer's request is the kernel's.
   const bool killpriv = name == kCapabilityXattr && CheckAccess(ctx, rec, W_OK).ok();
   if (!killpriv) RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, rec, ns));
+  RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(rec));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);

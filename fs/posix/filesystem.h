@@ -148,7 +148,10 @@ class Filesystem {
                                   std::string_view new_name);
   absl::Status Unlink(const RequestContext& ctx, uint64_t parent, std::string_view name);
   absl::Status Rmdir(const RequestContext& ctx, uint64_t parent, std::string_view name);
-  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (RENAME_WHITEOUT -> EINVAL).
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (alone or
+  // with NOREPLACE; root only): the source name is left to a new whiteout,
+  // a character device 0/0 of mode 0, in the rename's one commit. EXCHANGE
+  // with NOREPLACE or WHITEOUT: EINVAL.
   absl::Status Rename(const RequestContext& ctx, uint64_t parent, std::string_view name,
                       uint64_t new_parent, std::string_view new_name, unsigned flags);
 

@@ -326,10 +326,14 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
   Impl& s = *impl_;
   constexpr unsigned kKnown = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
   if ((flags & ~kKnown) != 0) return ErrnoStatus(EINVAL, "unknown rename flags");
-  if (flags & RENAME_WHITEOUT) return ErrnoStatus(EINVAL, "RENAME_WHITEOUT is not supported");
   const bool exchange = (flags & RENAME_EXCHANGE) != 0;
   const bool noreplace = (flags & RENAME_NOREPLACE) != 0;
+  const bool whiteout = (flags & RENAME_WHITEOUT) != 0;
   if (exchange && noreplace) return ErrnoStatus(EINVAL, "RENAME_EXCHANGE with RENAME_NOREPLACE");
+  if (exchange && whiteout) return ErrnoStatus(EINVAL, "RENAME_EXCHANGE with RENAME_WHITEOUT");
+  // A whiteout is a device node: creating one takes what mknod of a device
+  // takes (the kernel asks for CAP_MKNOD before sending the request).
+  if (whiteout && !IsRoot(ctx)) return ErrnoStatus(EPERM, "RENAME_WHITEOUT needs privilege");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   if (name.size() > kNameMax || new_name.size() > kNameMax) return ErrnoStatus(ENAMETOOLONG);
   if (IsDotOrDotDot(name) || IsDotOrDotDot(new_name)) return ErrnoStatus(EBUSY);
@@ -418,6 +422,23 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     };
     storage::MetaStore::Batch batch;
     uint32_t t_nlink = 1;
+    if (whiteout) {
+      // The source name stays, in the same commit as the move, naming a new
+      // whiteout: a character device 0/0 with mode 0 (what overlayfs reads
+      // as "deleted here"). It keeps the moved entry's cookie.
+      const NewOwnership own = OwnershipForNew(ctx, prec, S_IFCHR, 0);
+      InodeRecord w;
+      w.ino = s.meta->AllocateIno();
+      w.mode = S_IFCHR;
+      w.uid = own.uid;
+      w.gid = own.gid;
+      w.nlink = 1;
+      w.rdev = 0;
+      w.generation = s.NewGeneration();
+      w.atime = w.mtime = w.ctime = w.btime = now;
+      batch.PutInode(w);
+      batch.PutDentry(parent, name, DirEntry{w.ino, S_IFCHR, src->cookie});
+    }
     if (exchange) {
       // Both names stay; their entries swap inodes and keep their cookies.
       batch.PutDentry(parent, name, DirEntry{tgt->ino, tgt->type, src->cookie});
@@ -426,7 +447,7 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
       if (cross && tdir) move_dir(tref.get(), qdir.get(), pdir.get(), parent);
       Impl::Mutate(tref.get(), [&](InodeRecord& r) { r.ctime = now; });
     } else {
-      batch.DeleteDentry(parent, name, src->cookie);
+      if (!whiteout) batch.DeleteDentry(parent, name, src->cookie);
       if (tgt) {
         // The replaced entry's cookie is reused: a listing in progress sees
         // the name at most once.
@@ -461,6 +482,7 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     }
     s.cache->SetDentry(sref.get(), new_parent, new_name);
     if (exchange) s.cache->SetDentry(tref.get(), parent, name);
+    if (whiteout) s.inode_count.fetch_add(1, std::memory_order_relaxed);
     if (!exchange && tgt && t_nlink == 0 && s.cache->SetUnlinked(tref.get())) dealloc = tgt->ino;
   }
   if (dealloc != 0) s.QueueEviction(dealloc);

@@ -480,7 +480,9 @@ TEST_F(FilesystemTest, RenameFlags) {
   EXPECT_ERRNO(fs_->Rename(root_, kRoot, "a", kRoot, "b", RENAME_NOREPLACE), EEXIST);
   ASSERT_OK(fs_->Rename(root_, kRoot, "a", kRoot, "c", RENAME_NOREPLACE));
   EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "b", RENAME_NOREPLACE | RENAME_EXCHANGE), EINVAL);
-  EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "w", RENAME_WHITEOUT), EINVAL);
+  EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "b", RENAME_WHITEOUT | RENAME_EXCHANGE), EINVAL);
+  EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "b", RENAME_WHITEOUT | RENAME_NOREPLACE), EEXIST);
+  EXPECT_ERRNO(fs_->Rename(user_, kRoot, "c", kRoot, "w", RENAME_WHITEOUT), EPERM);
   EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "none", RENAME_EXCHANGE), ENOENT);
   // Same name: nothing happens.
   ASSERT_OK(fs_->Rename(root_, kRoot, "c", kRoot, "c", 0));
@@ -491,6 +493,16 @@ TEST_F(FilesystemTest, RenameFlags) {
   EXPECT_OK(fs_->Lookup(root_, kRoot, "b2"));
   EXPECT_EQ(Attr(b.ino).nlink, 2u);
   EXPECT_EQ(Attr(a.ino).nlink, 1u);
+
+  // RENAME_WHITEOUT: the source name now names a 0/0 character device.
+  ASSERT_OK(fs_->Rename(root_, kRoot, "c", kRoot, "w", RENAME_WHITEOUT | RENAME_NOREPLACE));
+  ASSERT_OK_AND_ASSIGN(Attributes moved, fs_->Lookup(root_, kRoot, "w"));
+  EXPECT_EQ(moved.ino, a.ino);
+  ASSERT_OK_AND_ASSIGN(Attributes wh, fs_->Lookup(root_, kRoot, "c"));
+  EXPECT_NE(wh.ino, a.ino);
+  EXPECT_EQ(wh.mode, static_cast<uint32_t>(S_IFCHR));
+  EXPECT_EQ(wh.rdev, 0u);
+  EXPECT_EQ(wh.nlink, 1u);
 }
 
 TEST_F(FilesystemTest, RenameExchangeFileAndDirectory) {

@@ -86,10 +86,10 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   const InodeRecord prec = Rec(dir.get());
   if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
   RFS_RETURN_IF_ERROR(CheckAccess(ctx, prec, W_OK | X_OK));
-  RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
   absl::StatusOr<DirEntry> existing = meta->GetDentry(parent, name);
-  if (existing.ok()) return ErrnoStatus(EEXIST);
+  if (existing.ok()) return ErrnoStatus(EEXIST);  // O_CREAT of an existing file opens it, immutable dir or not
   if (!absl::IsNotFound(existing.status())) return existing.status();
+  RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
   if (S_ISDIR(type) && prec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
 
   const NewOwnership own = OwnershipForNew(ctx, prec, type, mode & 07777);

@@ -806,6 +806,52 @@ TEST_F(FilesystemTest, KillPrivilegesOnModification) {
   ASSERT_OK(fs_->Release(f.ino, of.fh));
 }
 
+TEST_F(FilesystemTest, InodeFlagsRulesAndEnforcement) {
+  Attributes pub = MakeDir(kRoot, "pub", 0777);
+  Attributes mine = MakeFile(pub.ino, "mine", 0644, &user_);
+  EXPECT_ERRNO(fs_->SetFlags(root_, mine.ino, FS_COMPR_FL), EOPNOTSUPP);
+  EXPECT_ERRNO(fs_->SetFlags(user_, mine.ino, FS_IMMUTABLE_FL), EPERM);
+  EXPECT_ERRNO(fs_->SetFlags(user_, mine.ino, FS_APPEND_FL), EPERM);
+  ASSERT_OK(fs_->SetFlags(user_, mine.ino, FS_NODUMP_FL));
+  EXPECT_ERRNO(fs_->SetFlags(user_, pub.ino, FS_NODUMP_FL), EPERM);  // not the owner
+
+  // Immutable file.
+  ASSERT_OK(fs_->SetFlags(root_, mine.ino, FS_IMMUTABLE_FL | FS_NODUMP_FL));
+  EXPECT_ERRNO(fs_->Open(root_, mine.ino, O_WRONLY), EPERM);
+  EXPECT_ERRNO(fs_->SetAttr(root_, mine.ino, ModeReq(0600)), EPERM);
+  EXPECT_ERRNO(fs_->SetXattr(root_, mine.ino, "user.x", "1", 0), EPERM);
+  EXPECT_ERRNO(fs_->Unlink(root_, pub.ino, "mine"), EPERM);
+  EXPECT_ERRNO(fs_->Link(root_, mine.ino, pub.ino, "other"), EPERM);
+  EXPECT_ERRNO(fs_->Rename(root_, pub.ino, "mine", pub.ino, "moved", 0), EPERM);
+  Remount();
+  ASSERT_OK_AND_ASSIGN(uint32_t flags, fs_->GetFlags(mine.ino));
+  EXPECT_EQ(flags, uint32_t{FS_IMMUTABLE_FL | FS_NODUMP_FL});
+
+  // Append-only file: writes need O_APPEND and land at the end.
+  ASSERT_OK(fs_->SetFlags(root_, mine.ino, FS_APPEND_FL));
+  EXPECT_ERRNO(fs_->Open(root_, mine.ino, O_WRONLY), EPERM);
+  ASSERT_OK_AND_ASSIGN(OpenFile ap, fs_->Open(root_, mine.ino, O_WRONLY | O_APPEND));
+  ASSERT_OK(fs_->Write(mine.ino, ap.fh, 0, "ab", 2));
+  ASSERT_OK(fs_->Write(mine.ino, ap.fh, 0, "cd", 2));
+  ASSERT_OK(fs_->Release(mine.ino, ap.fh));
+  EXPECT_EQ(Attr(mine.ino).size, 4u);
+  SetAttrRequest shrink;
+  shrink.size = 0;
+  EXPECT_ERRNO(fs_->SetAttr(root_, mine.ino, shrink), EPERM);
+  ASSERT_OK(fs_->SetFlags(root_, mine.ino, 0));
+
+  // Immutable directory: no new names, but O_CREAT of an existing one opens it.
+  ASSERT_OK(fs_->SetFlags(root_, pub.ino, FS_IMMUTABLE_FL));
+  EXPECT_ERRNO(fs_->Create(root_, pub.ino, "new", 0644, O_CREAT | O_RDWR), EPERM);
+  EXPECT_ERRNO(fs_->Mkdir(root_, pub.ino, "sub", 0755), EPERM);
+  ASSERT_OK_AND_ASSIGN(auto opened, fs_->Create(root_, pub.ino, "mine", 0644, O_CREAT | O_RDWR));
+  ASSERT_OK(fs_->Release(opened.first.ino, opened.second.fh));
+  fs_->Forget(opened.first.ino, 1);
+  EXPECT_ERRNO(fs_->Unlink(root_, pub.ino, "mine"), EPERM);
+  ASSERT_OK(fs_->SetFlags(root_, pub.ino, 0));
+  EXPECT_OK(fs_->Unlink(root_, pub.ino, "mine"));
+}
+
 TEST_F(FilesystemTest, TimesPermissionRules) {
   Attributes pub = MakeDir(kRoot, "pub", 0777);
   Attributes f = MakeFile(pub.ino, "f", 0666);   // root's, writable by all

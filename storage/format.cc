@@ -16,7 +16,9 @@ namespace reclaimfs::storage {
 
 namespace {
 
-constexpr uint8_t kInodeVersion = 1;
+// 1: no flags field; 2: flags appended. Both decode.
+constexpr uint8_t kInodeVersionNoFlags = 1;
+constexpr uint8_t kInodeVersion = 2;
 constexpr uint8_t kDentryVersion = 1;
 constexpr uint32_t kMinBlockSize = 512;
 constexpr uint32_t kMaxBlockSize = 1u << 20;
@@ -101,6 +103,7 @@ std::string InodeRecord::Encode() const {
   w.U64(next_dir_cookie);
   w.U64(parent);
   w.String(symlink);
+  w.U32(flags);
   return out;
 }
 
@@ -110,7 +113,7 @@ absl::StatusOr<InodeRecord> InodeRecord::Decode(uint64_t ino, std::string_view b
   rec.ino = ino;
   uint8_t version = 0;
   if (!r.U8(&version)) return absl::DataLossError(absl::StrFormat("inode %d: empty record", ino));
-  if (version != kInodeVersion) {
+  if (version != kInodeVersion && version != kInodeVersionNoFlags) {
     return absl::DataLossError(
         absl::StrFormat("inode %d: unknown record version %d", ino, version));
   }
@@ -119,7 +122,7 @@ absl::StatusOr<InodeRecord> InodeRecord::Decode(uint64_t ino, std::string_view b
             r.U64(&rec.size) && r.U64(&rec.rdev) && r.U64(&rec.generation) &&
             GetTime(r, &rec.atime) && GetTime(r, &rec.mtime) && GetTime(r, &rec.ctime) &&
             GetTime(r, &rec.btime) && r.U64(&rec.next_dir_cookie) && r.U64(&rec.parent) &&
-            r.String(&target) && r.done();
+            r.String(&target) && (version == kInodeVersionNoFlags || r.U32(&rec.flags)) && r.done();
   if (!ok) {
     return absl::DataLossError(
         absl::StrFormat("inode %d: truncated or malformed record (%d bytes)", ino, bytes.size()));

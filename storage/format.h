@@ -51,6 +51,9 @@ struct InodeRecord {
   uint64_t next_dir_cookie = 3;  // directories: next readdir cookie (1, 2 are . and ..)
   uint64_t parent = 0;           // directories: parent ino (for ".." and cycle checks)
   std::string symlink;           // symlinks: target
+  // Inode flags as chattr(1) sets them: the FS_*_FL bits of <linux/fs.h>
+  // (immutable, append-only, ...). Record version 2; version 1 decodes as 0.
+  uint32_t flags = 0;
 
   std::string Encode() const;
   static absl::StatusOr<InodeRecord> Decode(uint64_t ino, std::string_view bytes);

@@ -28,6 +28,9 @@ struct InodeBody {
   uint64_t version = 0;
   uint64_t persisted = 0;
   uint64_t charge = 0;  // bytes charged to the memory budget for this body
+  // The file has no security.capability xattr (known since the body was
+  // loaded), so a write need not look it up. Kept by the POSIX layer.
+  bool no_caps = false;
   bool dirty() const { return version != persisted; }
   // May the body be dropped and later reloaded from the store?
   bool clean() const { return !dirty(); }

@@ -5,6 +5,7 @@
 #include "fs/fuse/fuse_adapter.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "fs/cache/errno_status.h"
 #include "fs/fuse/fuse_api.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/posix_acl.h"
 #include "spdlog/spdlog.h"
 
@@ -147,13 +149,18 @@ struct FuseOps {
     if (self.options_.default_permissions) want(FUSE_CAP_POSIX_ACL);
     want(FUSE_CAP_PARALLEL_DIROPS);
     want(FUSE_CAP_ASYNC_DIO);
+    // chattr/lsattr flags on directories too.
+    want(FUSE_CAP_IOCTL_DIR);
     // Locks stay local to the kernel; we implement no lock operations.
     drop(FUSE_CAP_POSIX_LOCKS);
     drop(FUSE_CAP_FLOCK_LOCKS);
     // Replies are copied, not spliced: the channel is our custom io.
     drop(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     // The kernel truncates (setattr size) before an O_TRUNC open, and clears
-    // set-id bits on chown/truncate itself: fewer rules for Open and SetAttr.
+    // set-id bits on chown/truncate/fallocate itself (a SETATTR of the mode,
+    // and a REMOVEXATTR of security.capability): fewer rules for Open and
+    // SetAttr. Direct-IO writes are the exception: the kernel only flags
+    // them (FUSE_WRITE_KILL_SUIDGID) and Write does the rest.
     drop(FUSE_CAP_ATOMIC_O_TRUNC);
     drop(FUSE_CAP_HANDLE_KILLPRIV);
     // File handles (name_to_handle_at, NFS export) outlive the kernel's
@@ -388,7 +395,12 @@ struct FuseOps {
       fuse_reply_err(req, EINVAL);
       return;
     }
-    auto n = Self(req).fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size);
+    // libfuse does not pass write_flags on; the channel kept them for us.
+    const FuseChannel::WriteFlags flags = FuseChannel::CurrentWriteFlags();
+    WritePrivs privs;
+    privs.kill_suidgid = flags.kill_suidgid;
+    privs.kill_caps = !flags.from_cache;
+    auto n = Self(req).fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size, privs);
     if (!n.ok()) {
       fuse_reply_err(req, ErrnoOf(n.status()));
       return;
@@ -587,6 +599,80 @@ struct FuseOps {
     fuse_reply_lseek(req, static_cast<off_t>(*pos));
   }
 
+  // Only the inode-flag ioctls (chattr, lsattr, xfs_io chattr): the kernel
+  // sends them restricted, with in/out buffers sized by the command; the
+  // flags are an unsigned int, fsxattr its struct. Everything else ENOTTY.
+  static void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi, unsigned flags,
+                    const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+    FuseAdapter& self = Self(req);
+    const unsigned command = cmd;
+    if (command == static_cast<unsigned>(FS_IOC_GETFLAGS) ||
+        command == static_cast<unsigned>(FS_IOC_FSGETXATTR)) {
+      auto iflags = self.fs_->GetFlags(ino);
+      if (!iflags.ok()) {
+        fuse_reply_err(req, ErrnoOf(iflags.status()));
+        return;
+      }
+      if (command == static_cast<unsigned>(FS_IOC_GETFLAGS)) {
+        const unsigned int out = *iflags;
+        if (out_bufsz < sizeof(out)) {
+          fuse_reply_err(req, EINVAL);
+          return;
+        }
+        fuse_reply_ioctl(req, 0, &out, sizeof(out));
+        return;
+      }
+      struct fsxattr fa;
+      std::memset(&fa, 0, sizeof(fa));
+      fa.fsx_xflags = XflagsFromFlags(*iflags);
+      if (out_bufsz < sizeof(fa)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+      }
+      fuse_reply_ioctl(req, 0, &fa, sizeof(fa));
+      return;
+    }
+    if (command == static_cast<unsigned>(FS_IOC_SETFLAGS)) {
+      unsigned int in = 0;
+      if (in_bufsz < sizeof(in)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+      }
+      std::memcpy(&in, in_buf, sizeof(in));
+      ReplyIoctlStatus(req, self.fs_->SetFlags(Context(req, false), ino, in));
+      return;
+    }
+    if (command == static_cast<unsigned>(FS_IOC_FSSETXATTR)) {
+      struct fsxattr fa;
+      if (in_bufsz < sizeof(fa)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+      }
+      std::memcpy(&fa, in_buf, sizeof(fa));
+      auto old = self.fs_->GetFlags(ino);
+      if (!old.ok()) {
+        fuse_reply_err(req, ErrnoOf(old.status()));
+        return;
+      }
+      auto iflags = FlagsFromXflags(fa.fsx_xflags, *old);
+      if (!iflags.ok()) {
+        fuse_reply_err(req, ErrnoOf(iflags.status()));
+        return;
+      }
+      ReplyIoctlStatus(req, self.fs_->SetFlags(Context(req, false), ino, *iflags));
+      return;
+    }
+    fuse_reply_err(req, ENOTTY);
+  }
+
+  static void ReplyIoctlStatus(fuse_req_t req, const absl::Status& s) {
+    if (s.ok()) {
+      fuse_reply_ioctl(req, 0, nullptr, 0);
+    } else {
+      fuse_reply_err(req, ErrnoOf(s));
+    }
+  }
+
   static fuse_lowlevel_ops MakeTable() {
     fuse_lowlevel_ops ops;
     std::memset(&ops, 0, sizeof(ops));
@@ -625,7 +711,8 @@ struct FuseOps {
     ops.create = Create;
     ops.fallocate = Fallocate;
     ops.lseek = Lseek;
-    // copy_file_range, ioctl, poll, bmap, locks: absent, so libfuse answers
+    ops.ioctl = Ioctl;
+    // copy_file_range, poll, bmap, locks: absent, so libfuse answers
     // ENOSYS and the kernel falls back (copy) or keeps locks local.
     return ops;
   }

@@ -1,6 +1,6 @@
-// INIT request/reply inspection and FUSE_TMPFILE on the raw FUSE protocol.
-// Struct layouts come from the kernel ABI header; the flags2 bit is defined
-// here because the installed header predates it.
+// INIT request/reply inspection, WRITE flags and FUSE_TMPFILE on the raw FUSE
+// protocol. Struct layouts come from the kernel ABI header; the flags2 bit is
+// defined here because the installed header predates it.
 #include "fs/fuse/fuse_channel.h"
 
 #include <linux/fuse.h>
@@ -54,6 +54,8 @@ void FillAttr(const struct stat& st, fuse_attr* a) {
   a->mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
   a->ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
 }
+// Set by Read on the thread that then handles the request (see the header).
+thread_local uint32_t current_write_flags = 0;
 
 constexpr size_t kInitInFlags2End = offsetof(fuse_init_in, flags2) + sizeof(uint32_t);
 constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
@@ -63,8 +65,10 @@ constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(ui
 ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
   for (;;) {
     const ssize_t n = ::read(fd, buf, len);
+    current_write_flags = 0;
     if (n <= 0) return n;
     const int saved = errno;
+    NoteWriteFlags(buf, static_cast<size_t>(n));
     if (!init_seen_.load(std::memory_order_relaxed)) NoteInit(buf, static_cast<size_t>(n));
     const bool served = ServeTmpfile(fd, buf, static_cast<size_t>(n));
     errno = saved;
@@ -135,6 +139,23 @@ bool FuseChannel::ServeTmpfile(int fd, const void* buf, size_t len) {
   }
   tmpfiles_served_.fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+FuseChannel::WriteFlags FuseChannel::CurrentWriteFlags() {
+  WriteFlags f;
+  f.kill_suidgid = (current_write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+  f.from_cache = (current_write_flags & FUSE_WRITE_CACHE) != 0;
+  return f;
+}
+
+void FuseChannel::NoteWriteFlags(const void* buf, size_t len) {
+  fuse_in_header in;
+  if (len < sizeof(in) + sizeof(fuse_write_in)) return;
+  std::memcpy(&in, buf, sizeof(in));
+  if (in.opcode != FUSE_WRITE) return;
+  fuse_write_in write;
+  std::memcpy(&write, static_cast<const char*>(buf) + sizeof(in), sizeof(write));
+  current_write_flags = write.write_flags;
 }
 
 void FuseChannel::NoteInit(const void* buf, size_t len) {

@@ -11,6 +11,11 @@
 // leaving the rest of libfuse's protocol handling alone. Everything else
 // passes through unchanged.
 //
+// It also remembers the write_flags of a WRITE request, which libfuse 3.14
+// reads but does not pass on: the kernel sets FUSE_WRITE_KILL_SUIDGID there
+// when the writer lacks CAP_FSETID, and on a direct-IO write nobody but the
+// filesystem clears the set-id bits.
+//
 // It also serves the one request libfuse 3.14 cannot dispatch: FUSE_TMPFILE
 // (open(dir, O_TMPFILE), protocol 7.37). libfuse answers an unknown opcode
 // ENOSYS, after which the kernel fails every O_TMPFILE with EOPNOTSUPP for
@@ -76,6 +81,15 @@ class FuseChannel {
     tmpfile_abandon_ = std::move(abandon);
   }
   uint64_t tmpfiles_served() const { return tmpfiles_served_.load(std::memory_order_relaxed); }
+  // The write_flags of the WRITE request this thread read last (none when
+  // its last request was not a WRITE). A session-loop thread processes each
+  // request it reads before it reads the next, on the same thread, so inside
+  // the write handler these are that request's flags.
+  struct WriteFlags {
+    bool kill_suidgid = false;  // FUSE_WRITE_KILL_SUIDGID: the writer lacks CAP_FSETID
+    bool from_cache = false;    // FUSE_WRITE_CACHE: writeback of the kernel's page cache
+  };
+  static WriteFlags CurrentWriteFlags();
 
   // Whether the kernel offered, and we granted, shared mmap of direct-IO files.
   bool allow_mmap_offered() const { return offered_.load(std::memory_order_acquire); }
@@ -85,6 +99,7 @@ class FuseChannel {
   void NoteInit(const void* buf, size_t len);
   // True if buf holds a FUSE_TMPFILE request we serve; it is then answered.
   bool ServeTmpfile(int fd, const void* buf, size_t len);
+  static void NoteWriteFlags(const void* buf, size_t len);
 
   const bool request_allow_mmap_;
   std::atomic<bool> init_seen_{false};

@@ -15,6 +15,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/status_macros.h"
 
@@ -91,6 +92,10 @@ absl::StatusOr<OpenFile> Filesystem::Open(const RequestContext& ctx, uint64_t in
     RFS_RETURN_IF_ERROR(s.CheckWritable());
   }
   RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, mask));
+  if (mask & W_OK) {
+    if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
+    if (IsAppendOnly(rec) && (trunc || !(flags & O_APPEND))) return ErrnoStatus(EPERM, "append-only file");
+  }
   if (trunc && S_ISREG(rec.mode)) {
     {
       std::unique_lock io(ref->io_mu);
@@ -154,6 +159,7 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
     const InodeRecord prec = Impl::Rec(dir.get());
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
     RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
     std::lock_guard x(s.xattr_mu);
     RFS_ASSIGN_OR_RETURN(const Impl::NewNode plan, s.PlanNewNode(ctx, parent, prec, S_IFREG, mode & 07777));
     const NewOwnership& own = plan.own;
@@ -226,12 +232,15 @@ absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off,
   return n;
 }
 
-absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size) {
+absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size,
+                                         WritePrivs privs) {
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
   if (!h.writable()) return ErrnoStatus(EBADF, "handle not open for writing");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  // Before the data, as Linux does: a write that fails still dropped them.
+  if (privs.kill_caps && size > 0) RFS_RETURN_IF_ERROR(s.DropCapabilities(ref.get()));
   // A second attempt after deferred frees have run: no ENOSPC while space a
   // user just freed by deleting is still on its way back. Rewriting what the
   // first attempt already copied is harmless: same bytes, same pages.
@@ -239,8 +248,11 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
     std::unique_lock io(ref->io_mu);
     const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
     if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
-    // O_APPEND: the end of file as of now, under the io lock.
-    const uint64_t pos = h.append() ? file_size : off;
+    const uint32_t iflags = Impl::Rec(ref.get()).flags;
+    // A handle opened before the flag was set meets it here.
+    if (iflags & FS_IMMUTABLE_FL) return ErrnoStatus(EPERM, "immutable file");
+    // O_APPEND or an append-only file: the end of file as of now, under the io lock.
+    const uint64_t pos = h.append() || (iflags & FS_APPEND_FL) ? file_size : off;
     if (size == 0) return size_t{0};
     if (pos >= kMaxFileSize) return ErrnoStatus(EFBIG);
     const size_t len = static_cast<size_t>(std::min<uint64_t>(size, kMaxFileSize - pos));
@@ -261,7 +273,7 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {
       r.size = std::max<uint64_t>(r.size, pos + len);
       r.mtime = r.ctime = now;
-      if (h.uid != 0) r.mode = KillSuid(r.mode);
+      if (privs.kill_suidgid) r.mode = KillSuid(r.mode);
     });
     return len;
   }
@@ -349,6 +361,9 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
     const auto [file_size, fmode] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(fmode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(fmode)) return ErrnoStatus(ENODEV);
+    const InodeRecord rec = Impl::Rec(ref.get());
+    if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
+    if (IsAppendOnly(rec) && (mode & ~FALLOC_FL_KEEP_SIZE)) return ErrnoStatus(EPERM, "append-only file");
     const storage::Timespec now = Now();
     auto touch = [&](InodeRecord& r) {
       r.mtime = r.ctime = now;
@@ -438,7 +453,24 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   const InodeRecord rec = Impl::Rec(ref.get());
 
-  if (req.mode && !IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "chmod: not the owner");
+  // Immutable: nothing changes. Append-only: only the times may be set to now.
+  const bool explicit_times = (req.atime && !req.atime_now) || (req.mtime && !req.mtime_now);
+  if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
+  if (IsAppendOnly(rec) && (req.mode || req.uid || req.gid || req.size || explicit_times)) {
+    return ErrnoStatus(EPERM, "append-only file");
+  }
+  if (req.mode && !IsOwnerOrRoot(ctx, rec)) {
+    // The kernel clears the set-id bits of a file that a caller without
+    // CAP_FSETID truncates or preallocates by a SETATTR of the mode, sent
+    // with that caller's credentials: a writer, not necessarily the owner.
+    if (!OnlyClearsSetId(rec.mode, *req.mode)) return ErrnoStatus(EPERM, "chmod: not the owner");
+    bool via_handle = false;
+    if (req.fh) {
+      std::optional<Handle> h = s.handles.Get(*req.fh);
+      via_handle = h && h->ino == ino && h->writable();
+    }
+    if (!via_handle && !s.CheckPerm(ctx, rec, W_OK).ok()) return ErrnoStatus(EPERM, "chmod: not the owner");
+  }
   if (req.uid && !IsRoot(ctx) && (ctx.uid != rec.uid || *req.uid != rec.uid)) {
     return ErrnoStatus(EPERM, "chown: only root may change the owner");
   }
@@ -503,6 +535,25 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
     RFS_RETURN_IF_ERROR(s.Commit(batch, {ref.get()}));
   }
   return s.AttrsOf(ref.get());
+}
+
+absl::StatusOr<uint32_t> Filesystem::GetFlags(uint64_t ino) {
+  Impl& s = *impl_;
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  return Impl::Rec(ref.get()).flags;
+}
+
+absl::Status Filesystem::SetFlags(const RequestContext& ctx, uint64_t ino, uint32_t flags) {
+  Impl& s = *impl_;
+  RFS_RETURN_IF_ERROR(s.CheckWritable());
+  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  RFS_RETURN_IF_ERROR(CheckSetFlags(ctx, Impl::Rec(ref.get()), flags));
+  const storage::Timespec now = Now();
+  Impl::Mutate(ref.get(), [&](InodeRecord& r) {
+    r.flags = flags;
+    r.ctime = now;
+  });
+  return s.PersistIfDirty(ref.get(), false);
 }
 
 }  // namespace reclaimfs::fs

@@ -77,6 +77,16 @@ struct SetAttrRequest {
   std::optional<uint64_t> fh;  // ftruncate etc.
 };
 
+// What a write takes away besides changing data, as Linux's
+// file_remove_privs does on a write by the caller.
+struct WritePrivs {
+  // The writer lacks CAP_FSETID: clear S_ISUID, and S_ISGID when S_IXGRP is set.
+  bool kill_suidgid = false;
+  // Remove security.capability (whoever writes). False for data written back
+  // from a kernel cache, whose write(2) already had it removed.
+  bool kill_caps = true;
+};
+
 struct OpenFile {
   uint64_t fh = 0;
   bool direct_io = true;   // bypass the kernel page cache (default)
@@ -143,7 +153,10 @@ class Filesystem {
                                   std::string_view new_name);
   absl::Status Unlink(const RequestContext& ctx, uint64_t parent, std::string_view name);
   absl::Status Rmdir(const RequestContext& ctx, uint64_t parent, std::string_view name);
-  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (RENAME_WHITEOUT -> EINVAL).
+  // flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (alone or
+  // with NOREPLACE; root only): the source name is left to a new whiteout,
+  // a character device 0/0 of mode 0, in the rename's one commit. EXCHANGE
+  // with NOREPLACE or WHITEOUT: EINVAL.
   absl::Status Rename(const RequestContext& ctx, uint64_t parent, std::string_view name,
                       uint64_t new_parent, std::string_view new_name, unsigned flags);
 
@@ -158,7 +171,8 @@ class Filesystem {
                                                           uint32_t mode, int flags);
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
   // O_APPEND handles write at the current end of file.
-  absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size);
+  absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size,
+                               WritePrivs privs = {});
   absl::Status Flush(uint64_t ino, uint64_t fh);
   absl::Status Release(uint64_t ino, uint64_t fh);
   absl::Status Fsync(uint64_t ino, uint64_t fh, bool datasync);
@@ -190,6 +204,13 @@ class Filesystem {
   // their shift and size change reach the store in one commit.
   absl::Status Fallocate(const RequestContext& ctx, uint64_t ino, uint64_t fh, int mode, uint64_t off,
                          uint64_t len);
+  // Inode flags (chattr): FS_*_FL bits of <linux/fs.h>, enforced here
+  // (immutable, append-only, noatime; fs/posix/inode_flags.h). SetFlags:
+  // EOPNOTSUPP for unknown flags, EPERM unless owner or root, and unless
+  // root for immutable/append-only.
+  absl::StatusOr<uint32_t> GetFlags(uint64_t ino);
+  absl::Status SetFlags(const RequestContext& ctx, uint64_t ino, uint32_t flags);
+
   // SEEK_SET/CUR/END are the kernel's; this answers SEEK_DATA and SEEK_HOLE.
   absl::StatusOr<uint64_t> Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence);
 

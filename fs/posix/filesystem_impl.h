@@ -49,6 +49,7 @@ inline constexpr uint32_t kLinkMax = 65000;
 inline constexpr size_t kSymlinkMax = 4095;
 inline constexpr size_t kXattrNameMax = 255;
 inline constexpr size_t kXattrValueMax = 64 * 1024;
+inline constexpr std::string_view kCapabilityXattr = "security.capability";
 
 struct Filesystem::Impl final : public InodeRecordSource {
   explicit Impl(const FilesystemOptions& opts);
@@ -90,6 +91,9 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // With the io lock held exclusive: sets the size, truncating data, and
   // updates times (always when touch_always, else on a size change).
   absl::Status TruncateLocked(Inode* inode, uint64_t new_size, uint32_t caller_uid, bool touch_always);
+  // Removes the file's security.capability xattr, if any, as a modification
+  // of its data does on Linux. Takes xattr_mu: call with no io lock held.
+  absl::Status DropCapabilities(Inode* inode);
   // Creates an inode of `mode` (type and permission bits) named `name` in
   // `parent`; the result carries one lookup reference.
   absl::StatusOr<InodeRef> CreateNode(const RequestContext& ctx, uint64_t parent, std::string_view name,

@@ -16,6 +16,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/posix_acl.h"
 #include "fs/posix/status_macros.h"
@@ -50,6 +51,7 @@ void Filesystem::Impl::TouchAtime(Inode* inode) {
   if (read_only.load(std::memory_order_relaxed) || !atime_policy.enabled) return;
   const storage::Timespec now = Now();
   std::lock_guard a(inode->attr_mu);
+  if (inode->body->rec.flags & FS_NOATIME_FL) return;
   if (!AtimeNeedsUpdate(atime_policy, inode->body->rec, now)) return;
   inode->body->rec.atime = now;
   inode->body->Touch();  // persisted lazily: writeback, eviction or unmount
@@ -105,8 +107,9 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
   RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
   absl::StatusOr<DirEntry> existing = meta->GetDentry(parent, name);
-  if (existing.ok()) return ErrnoStatus(EEXIST);
+  if (existing.ok()) return ErrnoStatus(EEXIST);  // O_CREAT of an existing file opens it, immutable dir or not
   if (!absl::IsNotFound(existing.status())) return existing.status();
+  RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
   if (S_ISDIR(type) && prec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
 
   std::lock_guard x(xattr_mu);
@@ -180,6 +183,8 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
       return ErrnoStatus(EISDIR);
     }
     RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, vrec));
+    RFS_RETURN_IF_ERROR(CheckDirMayRemove(prec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(vrec));
 
     const storage::Timespec now = Now();
     uint32_t nlink = 0;
@@ -319,6 +324,8 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
     if (srec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
     RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
+    RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(srec));
     absl::StatusOr<DirEntry> existing = s.meta->GetDentry(new_parent, new_name);
     if (existing.ok()) return ErrnoStatus(EEXIST);
     if (!absl::IsNotFound(existing.status())) return existing.status();
@@ -368,10 +375,14 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
   Impl& s = *impl_;
   constexpr unsigned kKnown = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
   if ((flags & ~kKnown) != 0) return ErrnoStatus(EINVAL, "unknown rename flags");
-  if (flags & RENAME_WHITEOUT) return ErrnoStatus(EINVAL, "RENAME_WHITEOUT is not supported");
   const bool exchange = (flags & RENAME_EXCHANGE) != 0;
   const bool noreplace = (flags & RENAME_NOREPLACE) != 0;
+  const bool whiteout = (flags & RENAME_WHITEOUT) != 0;
   if (exchange && noreplace) return ErrnoStatus(EINVAL, "RENAME_EXCHANGE with RENAME_NOREPLACE");
+  if (exchange && whiteout) return ErrnoStatus(EINVAL, "RENAME_EXCHANGE with RENAME_WHITEOUT");
+  // A whiteout is a device node: creating one takes what mknod of a device
+  // takes (the kernel asks for CAP_MKNOD before sending the request).
+  if (whiteout && !IsRoot(ctx)) return ErrnoStatus(EPERM, "RENAME_WHITEOUT needs privilege");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   if (name.size() > kNameMax || new_name.size() > kNameMax) return ErrnoStatus(ENAMETOOLONG);
   if (IsDotOrDotDot(name) || IsDotOrDotDot(new_name)) return ErrnoStatus(EBUSY);
@@ -410,6 +421,14 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     const InodeRecord trec = tref ? Impl::Rec(tref.get()) : InodeRecord();
     RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, srec));
     if (tref) RFS_RETURN_IF_ERROR(CheckSticky(ctx, qrec, trec));
+    // Immutable and append-only: names are neither removed nor moved.
+    RFS_RETURN_IF_ERROR(CheckDirMayRemove(prec));
+    RFS_RETURN_IF_ERROR(CheckDirMayAdd(qrec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(srec));
+    if (tref) {
+      RFS_RETURN_IF_ERROR(CheckDirMayRemove(qrec));
+      RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(trec));
+    }
     // Two names of one inode: POSIX says do nothing.
     if (tgt && tgt->ino == src->ino) return absl::OkStatus();
 
@@ -452,6 +471,23 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     };
     storage::MetaStore::Batch batch;
     uint32_t t_nlink = 1;
+    if (whiteout) {
+      // The source name stays, in the same commit as the move, naming a new
+      // whiteout: a character device 0/0 with mode 0 (what overlayfs reads
+      // as "deleted here"). It keeps the moved entry's cookie.
+      const NewOwnership own = OwnershipForNew(ctx, prec, S_IFCHR, 0);
+      InodeRecord w;
+      w.ino = s.meta->AllocateIno();
+      w.mode = S_IFCHR;
+      w.uid = own.uid;
+      w.gid = own.gid;
+      w.nlink = 1;
+      w.rdev = 0;
+      w.generation = s.NewGeneration(&batch);
+      w.atime = w.mtime = w.ctime = w.btime = now;
+      batch.PutInode(w);
+      batch.PutDentry(parent, name, DirEntry{w.ino, S_IFCHR, src->cookie});
+    }
     if (exchange) {
       // Both names stay; their entries swap inodes and keep their cookies.
       batch.PutDentry(parent, name, DirEntry{tgt->ino, tgt->type, src->cookie});
@@ -460,7 +496,7 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
       if (cross && tdir) move_dir(tref.get(), qdir.get(), pdir.get(), parent);
       Impl::Mutate(tref.get(), [&](InodeRecord& r) { r.ctime = now; });
     } else {
-      batch.DeleteDentry(parent, name, src->cookie);
+      if (!whiteout) batch.DeleteDentry(parent, name, src->cookie);
       if (tgt) {
         // The replaced entry's cookie is reused: a listing in progress sees
         // the name at most once.
@@ -495,6 +531,7 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     }
     s.cache->SetDentry(sref.get(), new_parent, new_name);
     if (exchange) s.cache->SetDentry(tref.get(), parent, name);
+    if (whiteout) s.inode_count.fetch_add(1, std::memory_order_relaxed);
     if (!exchange && tgt && t_nlink == 0 && s.cache->SetUnlinked(tref.get())) dealloc = tgt->ino;
   }
   if (dealloc != 0) s.QueueEviction(dealloc);

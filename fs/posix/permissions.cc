@@ -128,4 +128,11 @@ uint32_t KillSuid(uint32_t mode) {
   return mode;
 }
 
+bool OnlyClearsSetId(uint32_t mode, uint32_t new_mode) {
+  constexpr uint32_t kSetId = S_ISUID | S_ISGID;
+  const uint32_t cleared = mode & ~new_mode & 07777;
+  const uint32_t added = new_mode & ~mode & 07777;
+  return added == 0 && cleared != 0 && (cleared & ~kSetId) == 0;
+}
+
 }  // namespace reclaimfs::fs

@@ -44,4 +44,9 @@ NewOwnership OwnershipForNew(const RequestContext& ctx, const storage::InodeReco
 // S_ISGID when group-execute is set (otherwise it means mandatory locking).
 uint32_t KillSuid(uint32_t mode);
 
+// Is `new_mode` `mode` with S_ISUID and/or S_ISGID cleared (at least one of
+// them) and nothing else changed? The kernel asks for such a change when it
+// kills set-id bits on a modification.
+bool OnlyClearsSetId(uint32_t mode, uint32_t new_mode);
+
 }  // namespace reclaimfs::fs

@@ -12,6 +12,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
+#include "fs/posix/inode_flags.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/posix_acl.h"
 #include "fs/posix/status_macros.h"
@@ -71,6 +72,7 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
   if (value.size() > kXattrValueMax) return ErrnoStatus(E2BIG);
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(Impl::Rec(ref.get())));
   if (ns == XattrNs::kAcl) return s.SetAcl(ctx, ref.get(), name, value, flags, /*removal=*/false);
   RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
   if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, Impl::Rec(ref.get()), W_OK));
@@ -80,6 +82,10 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
   if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
   if ((flags & XATTR_CREATE) && existing.ok()) return ErrnoStatus(EEXIST);
   if ((flags & XATTR_REPLACE) && !existing.ok()) return ErrnoStatus(ENODATA);
+  if (name == kCapabilityXattr) {
+    std::lock_guard a(ref->attr_mu);
+    ref->body->no_caps = false;
+  }
   const storage::Timespec now = Now();
   Impl::Mutate(ref.get(), [&](InodeRecord& r) { r.ctime = now; });
   storage::MetaStore::Batch batch;
@@ -107,10 +113,18 @@ absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, st
   RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  const InodeRecord rec = Impl::Rec(ref.get());
+  RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(rec));
   // Removing an ACL that is not there succeeds, as on ext4.
   if (ns == XattrNs::kAcl) return s.SetAcl(ctx, ref.get(), name, {}, 0, /*removal=*/true);
-  RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, Impl::Rec(ref.get()), ns));
-  if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, Impl::Rec(ref.get()), W_OK));
+  // The kernel removes security.capability itself when someone who may
+  // write the file truncates or preallocates it, and sends that removal
+  // with the writer's credentials. A removexattr(2) of it never gets here
+  // from a caller without CAP_SETFCAP (the kernel refuses it first), so a
+  // writer's request is the kernel's.
+  const bool killpriv = name == kCapabilityXattr && s.CheckPerm(ctx, rec, W_OK).ok();
+  if (!killpriv) RFS_RETURN_IF_ERROR(CheckXattrWrite(ctx, rec, ns));
+  if (ns == XattrNs::kUser) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, rec, W_OK));
 
   std::lock_guard l(s.xattr_mu);
   absl::StatusOr<std::string> existing = s.meta->GetXattr(ino, name);
@@ -122,6 +136,27 @@ absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, st
   storage::MetaStore::Batch batch;
   batch.DeleteXattr(ino, name);
   return s.Commit(batch, {ref.get()});
+}
+
+absl::Status Filesystem::Impl::DropCapabilities(Inode* inode) {
+  {
+    std::lock_guard a(inode->attr_mu);
+    if (inode->body->no_caps) return absl::OkStatus();
+  }
+  std::lock_guard l(xattr_mu);
+  absl::StatusOr<std::string> caps = meta->GetXattr(inode->ino, kCapabilityXattr);
+  if (caps.ok()) {
+    const storage::Timespec now = Now();
+    Mutate(inode, [&](InodeRecord& r) { r.ctime = now; });
+    storage::MetaStore::Batch batch;
+    batch.DeleteXattr(inode->ino, kCapabilityXattr);
+    RFS_RETURN_IF_ERROR(Commit(batch, {inode}));
+  } else if (!absl::IsNotFound(caps.status())) {
+    return caps.status();
+  }
+  std::lock_guard a(inode->attr_mu);
+  inode->body->no_caps = true;
+  return absl::OkStatus();
 }
 
 }  // namespace reclaimfs::fs

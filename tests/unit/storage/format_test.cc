@@ -28,6 +28,7 @@ InodeRecord SampleInode() {
   r.next_dir_cookie = 77;
   r.parent = 1;
   r.symlink = std::string("target\0with nul", 15);
+  r.flags = 0x30;  // immutable | append-only
   return r;
 }
 
@@ -113,6 +114,29 @@ TEST(FormatTest, InodeRoundTrip) {
   EXPECT_EQ(other->ino, 43u);
 }
 
+// Version 1 records, written before inode flags existed, still decode:
+// the same layout without the trailing flags, which read as 0.
+TEST(FormatTest, InodeVersion1DecodesWithoutFlags) {
+  const InodeRecord r = SampleInode();
+  std::string v2 = r.Encode();
+  ASSERT_EQ(v2[0], 2);
+  std::string v1 = v2.substr(0, v2.size() - 4);
+  v1[0] = 1;
+  auto got = InodeRecord::Decode(42, v1);
+  ASSERT_TRUE(got.ok()) << got.status();
+  InodeRecord expected = r;
+  expected.flags = 0;
+  EXPECT_EQ(*got, expected);
+  // A version 1 record with trailing bytes (flags it cannot have) is rejected.
+  v2[0] = 1;
+  EXPECT_FALSE(InodeRecord::Decode(42, v2).ok());
+  // Re-encoding writes version 2, flags included.
+  auto again = InodeRecord::Decode(42, got->Encode());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->flags, 0u);
+  EXPECT_EQ(got->Encode()[0], 2);
+}
+
 TEST(FormatTest, InodeRejectsEveryTruncation) {
   const std::string bytes = SampleInode().Encode();
   for (size_t n = 0; n < bytes.size(); ++n) {
@@ -131,8 +155,9 @@ TEST(FormatTest, InodeRejectsEveryTruncation) {
 TEST(FormatTest, InodeRejectsHugeSymlinkLength) {
   InodeRecord r;
   std::string bytes = r.Encode();
-  // The last four bytes are the symlink length; claim 4 GiB.
-  for (size_t i = bytes.size() - 4; i < bytes.size(); ++i) bytes[i] = '\xff';
+  // The symlink length (empty target) comes just before the four bytes of
+  // flags; claim 4 GiB.
+  for (size_t i = bytes.size() - 8; i < bytes.size() - 4; ++i) bytes[i] = '\xff';
   EXPECT_FALSE(InodeRecord::Decode(1, bytes).ok());
 }
 

@@ -538,7 +538,9 @@ TEST_F(FilesystemTest, RenameFlags) {
   EXPECT_ERRNO(fs_->Rename(root_, kRoot, "a", kRoot, "b", RENAME_NOREPLACE), EEXIST);
   ASSERT_OK(fs_->Rename(root_, kRoot, "a", kRoot, "c", RENAME_NOREPLACE));
   EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "b", RENAME_NOREPLACE | RENAME_EXCHANGE), EINVAL);
-  EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "w", RENAME_WHITEOUT), EINVAL);
+  EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "b", RENAME_WHITEOUT | RENAME_EXCHANGE), EINVAL);
+  EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "b", RENAME_WHITEOUT | RENAME_NOREPLACE), EEXIST);
+  EXPECT_ERRNO(fs_->Rename(user_, kRoot, "c", kRoot, "w", RENAME_WHITEOUT), EPERM);
   EXPECT_ERRNO(fs_->Rename(root_, kRoot, "c", kRoot, "none", RENAME_EXCHANGE), ENOENT);
   // Same name: nothing happens.
   ASSERT_OK(fs_->Rename(root_, kRoot, "c", kRoot, "c", 0));
@@ -549,6 +551,16 @@ TEST_F(FilesystemTest, RenameFlags) {
   EXPECT_OK(fs_->Lookup(root_, kRoot, "b2"));
   EXPECT_EQ(Attr(b.ino).nlink, 2u);
   EXPECT_EQ(Attr(a.ino).nlink, 1u);
+
+  // RENAME_WHITEOUT: the source name now names a 0/0 character device.
+  ASSERT_OK(fs_->Rename(root_, kRoot, "c", kRoot, "w", RENAME_WHITEOUT | RENAME_NOREPLACE));
+  ASSERT_OK_AND_ASSIGN(Attributes moved, fs_->Lookup(root_, kRoot, "w"));
+  EXPECT_EQ(moved.ino, a.ino);
+  ASSERT_OK_AND_ASSIGN(Attributes wh, fs_->Lookup(root_, kRoot, "c"));
+  EXPECT_NE(wh.ino, a.ino);
+  EXPECT_EQ(wh.mode, static_cast<uint32_t>(S_IFCHR));
+  EXPECT_EQ(wh.rdev, 0u);
+  EXPECT_EQ(wh.nlink, 1u);
 }
 
 TEST_F(FilesystemTest, RenameExchangeFileAndDirectory) {
@@ -842,6 +854,99 @@ TEST_F(FilesystemTest, SetgidDirectoryAndUmask) {
   // chown clears set-id bits.
   ASSERT_OK_AND_ASSIGN(Attributes chowned, fs_->SetAttr(root_, own.ino, UidReq(1001)));
   EXPECT_EQ(chowned.mode & (S_ISUID | S_ISGID), 0u);
+}
+
+// What the kernel sends when a writer without CAP_FSETID modifies a file: a
+// mode that only clears set-id bits (accepted from a writer that is not the
+// owner), a REMOVEXATTR of security.capability, and flagged direct writes.
+TEST_F(FilesystemTest, KillPrivilegesOnModification) {
+  Attributes pub = MakeDir(kRoot, "pub", 0777);
+  Attributes f = MakeFile(pub.ino, "f", 0666);  // root's, writable by all
+  ASSERT_OK(fs_->SetAttr(root_, f.ino, ModeReq(06676)));
+  EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(06666)), EPERM);  // more than set-id bits
+  EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(06676)), EPERM);  // no change
+  EXPECT_ERRNO(fs_->SetAttr(user_, f.ino, ModeReq(07676)), EPERM);  // adds the sticky bit
+  ASSERT_OK_AND_ASSIGN(Attributes killed, fs_->SetAttr(user_, f.ino, ModeReq(0676)));
+  EXPECT_EQ(killed.mode & 07777, 0676u);
+  // Not for a caller who may not write the file.
+  Attributes ro = MakeFile(pub.ino, "ro", 0644);
+  ASSERT_OK(fs_->SetAttr(root_, ro.ino, ModeReq(06644)));
+  EXPECT_ERRNO(fs_->SetAttr(user_, ro.ino, ModeReq(0644)), EPERM);
+
+  // security.capability: the user may remove it from a file it may write.
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  EXPECT_ERRNO(fs_->RemoveXattr(user_, ro.ino, "security.selinux"), EPERM);
+  EXPECT_OK(fs_->RemoveXattr(user_, f.ino, "security.capability"));
+  ASSERT_OK(fs_->SetXattr(root_, ro.ino, "security.capability", "caps", 0));
+  EXPECT_ERRNO(fs_->RemoveXattr(user_, ro.ino, "security.capability"), EPERM);
+
+  // Writes: set-id bits go only when flagged, the capability always.
+  ASSERT_OK(fs_->SetAttr(root_, f.ino, ModeReq(06676)));
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(root_, f.ino, O_WRONLY));
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1));
+  EXPECT_ERRNO(fs_->GetXattr(f.ino, "security.capability"), ENODATA);
+  ASSERT_OK_AND_ASSIGN(Attributes kept, fs_->GetAttr(f.ino));
+  EXPECT_EQ(kept.mode & 07777, 06676u);
+  WritePrivs privs;
+  privs.kill_suidgid = true;
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1, privs));
+  ASSERT_OK_AND_ASSIGN(Attributes cleared, fs_->GetAttr(f.ino));
+  EXPECT_EQ(cleared.mode & 07777, 0676u);
+  EXPECT_ERRNO(fs_->GetXattr(f.ino, "security.capability"), ENODATA);
+  // Data written back from a kernel cache keeps a capability set since.
+  privs.kill_caps = false;
+  ASSERT_OK(fs_->SetXattr(root_, f.ino, "security.capability", "caps", 0));
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1, privs));
+  EXPECT_OK(fs_->GetXattr(f.ino, "security.capability"));
+  ASSERT_OK(fs_->Release(f.ino, of.fh));
+}
+
+TEST_F(FilesystemTest, InodeFlagsRulesAndEnforcement) {
+  Attributes pub = MakeDir(kRoot, "pub", 0777);
+  Attributes mine = MakeFile(pub.ino, "mine", 0644, &user_);
+  EXPECT_ERRNO(fs_->SetFlags(root_, mine.ino, FS_COMPR_FL), EOPNOTSUPP);
+  EXPECT_ERRNO(fs_->SetFlags(user_, mine.ino, FS_IMMUTABLE_FL), EPERM);
+  EXPECT_ERRNO(fs_->SetFlags(user_, mine.ino, FS_APPEND_FL), EPERM);
+  ASSERT_OK(fs_->SetFlags(user_, mine.ino, FS_NODUMP_FL));
+  EXPECT_ERRNO(fs_->SetFlags(user_, pub.ino, FS_NODUMP_FL), EPERM);  // not the owner
+
+  // Immutable file.
+  ASSERT_OK(fs_->SetFlags(root_, mine.ino, FS_IMMUTABLE_FL | FS_NODUMP_FL));
+  EXPECT_ERRNO(fs_->Open(root_, mine.ino, O_WRONLY), EPERM);
+  EXPECT_ERRNO(fs_->SetAttr(root_, mine.ino, ModeReq(0600)), EPERM);
+  EXPECT_ERRNO(fs_->SetXattr(root_, mine.ino, "user.x", "1", 0), EPERM);
+  EXPECT_ERRNO(fs_->Unlink(root_, pub.ino, "mine"), EPERM);
+  EXPECT_ERRNO(fs_->Link(root_, mine.ino, pub.ino, "other"), EPERM);
+  EXPECT_ERRNO(fs_->Rename(root_, pub.ino, "mine", pub.ino, "moved", 0), EPERM);
+  Remount();
+  ASSERT_OK_AND_ASSIGN(uint32_t flags, fs_->GetFlags(mine.ino));
+  EXPECT_EQ(flags, uint32_t{FS_IMMUTABLE_FL | FS_NODUMP_FL});
+
+  // Append-only file: writes need O_APPEND and land at the end.
+  ASSERT_OK(fs_->SetFlags(root_, mine.ino, FS_APPEND_FL));
+  EXPECT_ERRNO(fs_->Open(root_, mine.ino, O_WRONLY), EPERM);
+  ASSERT_OK_AND_ASSIGN(OpenFile ap, fs_->Open(root_, mine.ino, O_WRONLY | O_APPEND));
+  ASSERT_OK(fs_->Write(mine.ino, ap.fh, 0, "ab", 2));
+  ASSERT_OK(fs_->Write(mine.ino, ap.fh, 0, "cd", 2));
+  ASSERT_OK(fs_->Release(mine.ino, ap.fh));
+  EXPECT_EQ(Attr(mine.ino).size, 4u);
+  SetAttrRequest shrink;
+  shrink.size = 0;
+  EXPECT_ERRNO(fs_->SetAttr(root_, mine.ino, shrink), EPERM);
+  ASSERT_OK(fs_->SetFlags(root_, mine.ino, 0));
+
+  // Immutable directory: no new names, but O_CREAT of an existing one opens it.
+  ASSERT_OK(fs_->SetFlags(root_, pub.ino, FS_IMMUTABLE_FL));
+  EXPECT_ERRNO(fs_->Create(root_, pub.ino, "new", 0644, O_CREAT | O_RDWR), EPERM);
+  EXPECT_ERRNO(fs_->Mkdir(root_, pub.ino, "sub", 0755), EPERM);
+  ASSERT_OK_AND_ASSIGN(auto opened, fs_->Create(root_, pub.ino, "mine", 0644, O_CREAT | O_RDWR));
+  ASSERT_OK(fs_->Release(opened.first.ino, opened.second.fh));
+  fs_->Forget(opened.first.ino, 1);
+  EXPECT_ERRNO(fs_->Unlink(root_, pub.ino, "mine"), EPERM);
+  ASSERT_OK(fs_->SetFlags(root_, pub.ino, 0));
+  EXPECT_OK(fs_->Unlink(root_, pub.ino, "mine"));
 }
 
 TEST_F(FilesystemTest, TimesPermissionRules) {
@@ -1327,7 +1432,10 @@ TEST_F(FilesystemTest, WriteClearsSetuidForNonRoot) {
   Attributes f = MakeFile(pub.ino, "suid", 06777);
   EXPECT_EQ(f.mode & 07777, 06777u);
   ASSERT_OK_AND_ASSIGN(OpenFile of, fs_->Open(user_, f.ino, O_WRONLY));
-  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1));
+  // The kernel flags the writes of a caller without CAP_FSETID.
+  WritePrivs privs;
+  privs.kill_suidgid = true;
+  ASSERT_OK(fs_->Write(f.ino, of.fh, 0, "x", 1, privs));
   ASSERT_OK(fs_->Release(f.ino, of.fh));
   EXPECT_EQ(Attr(f.ino).mode & 07777, 0777u);
 }

@@ -400,10 +400,21 @@ struct FuseOps {
     WritePrivs privs;
     privs.kill_suidgid = flags.kill_suidgid;
     privs.kill_caps = !flags.from_cache;
-    auto n = Self(req).fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size, privs);
+    bool cleared_setid = false;
+    privs.cleared_setid = &cleared_setid;
+    FuseAdapter& self = Self(req);
+    auto n = self.fs_->Write(ino, fi->fh, static_cast<uint64_t>(off), data, size, privs);
     if (!n.ok()) {
       fuse_reply_err(req, ErrnoOf(n.status()));
       return;
+    }
+    // The kernel keeps the mode it cached (a direct write refreshes only
+    // size and times): drop its attributes before it learns the write is
+    // done, so the next stat shows the cleared bits. Attributes only (no
+    // offset), which takes no inode lock in the kernel: safe from a request
+    // thread, unlike entry invalidations (fuse_invalidator.h).
+    if (cleared_setid && self.session_ != nullptr) {
+      fuse_lowlevel_notify_inval_inode(self.session_, ino, -1, 0);
     }
     fuse_reply_write(req, *n);
   }
@@ -742,6 +753,7 @@ absl::Status FuseAdapter::AttachChannel(fuse_session* session) {
   io.writev = [](int fd, struct iovec* iov, int count, void* userdata) -> ssize_t {
     return static_cast<FuseAdapter*>(userdata)->channel_.Writev(fd, iov, count);
   };
+  session_ = session;
   const int fd = fuse_session_fd(session);
   if (const int err = fuse_session_custom_io(session, &io, fd); err != 0) {
     return absl::InternalError(absl::StrCat("cannot take over the FUSE channel: ", std::strerror(-err)));

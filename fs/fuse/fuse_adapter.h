@@ -66,6 +66,7 @@ class FuseAdapter {
   Filesystem* const fs_;
   const FuseAdapterOptions options_;
   FuseChannel channel_;
+  fuse_session* session_ = nullptr;  // set by AttachChannel, before requests arrive
   FuseInvalidator invalidator_;
   std::atomic<bool> invalidator_hooked_{false};
 };

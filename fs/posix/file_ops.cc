@@ -273,7 +273,10 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
     Impl::Mutate(ref.get(), [&](InodeRecord& r) {
       r.size = std::max<uint64_t>(r.size, pos + len);
       r.mtime = r.ctime = now;
-      if (privs.kill_suidgid) r.mode = KillSuid(r.mode);
+      if (privs.kill_suidgid && KillSuid(r.mode) != r.mode) {
+        r.mode = KillSuid(r.mode);
+        if (privs.cleared_setid != nullptr) *privs.cleared_setid = true;
+      }
     });
     return len;
   }

@@ -85,6 +85,9 @@ struct WritePrivs {
   // Remove security.capability (whoever writes). False for data written back
   // from a kernel cache, whose write(2) already had it removed.
   bool kill_caps = true;
+  // Out: set when the write cleared set-id bits, so whoever caches the
+  // file's attributes (the kernel) knows its copy of the mode is stale.
+  bool* cleared_setid = nullptr;
 };
 
 struct OpenFile {

@@ -80,6 +80,14 @@ std::vector<Modification> Modifications() {
   };
 }
 
+// The mode as `stat -c %A` asks for it: statx for STATX_MODE alone, which
+// the kernel answers from its attribute cache unless that was invalidated.
+unsigned StatxMode(const std::string& path) {
+  struct statx stx;
+  if (statx(AT_FDCWD, path.c_str(), 0, STATX_MODE, &stx) != 0) return ~0u;
+  return stx.stx_mode;
+}
+
 std::string Octal(unsigned mode) {
   char buf[16];
   snprintf(buf, sizeof buf, "%04o", mode & 07777);
@@ -124,6 +132,9 @@ TEST_F(KillprivTest, UserModificationClearsSetIdBits) {
       const std::string f = MakeFile("f" + std::to_string(n++), 0, kTestGroup, c.before);
       const std::string report = RunAsUser(022, [&](Report& r) { r.ExpectOk(m.run(f), m.name); });
       EXPECT_EQ(report, "") << m.name << " on " << Octal(c.before);
+      // First as the kernel's cache has it (cached by the chmod just before).
+      EXPECT_EQ(Octal(StatxMode(f)), Octal(c.after)) << m.name << " by the user on " << Octal(c.before)
+                                                      << " (statx STATX_MODE)";
       EXPECT_EQ(Octal(Stat(f).st_mode), Octal(c.after)) << m.name << " by the user on " << Octal(c.before);
     }
   }

@@ -409,13 +409,8 @@ struct FuseOps {
       return;
     }
     // The kernel keeps the mode it cached (a direct write refreshes only
-    // size and times): drop its attributes before it learns the write is
-    // done, so the next stat shows the cleared bits. Attributes only (no
-    // offset), which takes no inode lock in the kernel: safe from a request
-    // thread, unlike entry invalidations (fuse_invalidator.h).
-    if (cleared_setid && self.session_ != nullptr) {
-      fuse_lowlevel_notify_inval_inode(self.session_, ino, -1, 0);
-    }
+    // size and times).
+    if (cleared_setid) InvalidateAttributes(self, ino);
     fuse_reply_write(req, *n);
   }
 
@@ -650,7 +645,7 @@ struct FuseOps {
         return;
       }
       std::memcpy(&in, in_buf, sizeof(in));
-      ReplyIoctlStatus(req, self.fs_->SetFlags(Context(req, false), ino, in));
+      ReplyFlagsChanged(req, ino, self.fs_->SetFlags(Context(req, false), ino, in));
       return;
     }
     if (command == static_cast<unsigned>(FS_IOC_FSSETXATTR)) {
@@ -670,10 +665,24 @@ struct FuseOps {
         fuse_reply_err(req, ErrnoOf(iflags.status()));
         return;
       }
-      ReplyIoctlStatus(req, self.fs_->SetFlags(Context(req, false), ino, *iflags));
+      ReplyFlagsChanged(req, ino, self.fs_->SetFlags(Context(req, false), ino, *iflags));
       return;
     }
     fuse_reply_err(req, ENOTTY);
+  }
+
+  // After a change of attributes that no reply carries (mode by a write,
+  // ctime by chattr): the kernel drops its cached copy, before the caller
+  // learns the operation is done, so the next stat asks us. Attributes only
+  // (no offset), which takes no inode lock in the kernel: safe from a
+  // request thread, unlike entry invalidations (fuse_invalidator.h).
+  static void InvalidateAttributes(const FuseAdapter& self, fuse_ino_t ino) {
+    if (self.session_ != nullptr) fuse_lowlevel_notify_inval_inode(self.session_, ino, -1, 0);
+  }
+
+  static void ReplyFlagsChanged(fuse_req_t req, fuse_ino_t ino, const absl::Status& s) {
+    if (s.ok()) InvalidateAttributes(Self(req), ino);
+    ReplyIoctlStatus(req, s);
   }
 
   static void ReplyIoctlStatus(fuse_req_t req, const absl::Status& s) {

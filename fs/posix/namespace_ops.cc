@@ -174,6 +174,11 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
     if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
     RFS_ASSIGN_OR_RETURN(InodeRef victim, Pin(d->ino, ChargeMode::kNoReclaim));
     const InodeRecord vrec = Rec(victim.get());
+    // Who may remove comes first, as in Linux's may_delete: EPERM for a
+    // protected name even when the directory is not empty.
+    RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, vrec));
+    RFS_RETURN_IF_ERROR(CheckDirMayRemove(prec));
+    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(vrec));
     if (rmdir) {
       if (!S_ISDIR(vrec.mode)) return ErrnoStatus(ENOTDIR);
       absl::StatusOr<bool> empty = meta->DirIsEmpty(d->ino);
@@ -182,9 +187,6 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
     } else if (S_ISDIR(vrec.mode)) {
       return ErrnoStatus(EISDIR);
     }
-    RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, vrec));
-    RFS_RETURN_IF_ERROR(CheckDirMayRemove(prec));
-    RFS_RETURN_IF_ERROR(CheckNotImmutableOrAppend(vrec));
 
     const storage::Timespec now = Now();
     uint32_t nlink = 0;

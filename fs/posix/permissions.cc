@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "fs/cache/errno_status.h"
 
@@ -31,15 +32,23 @@ absl::Status CheckAccess(const RequestContext& ctx, const storage::InodeRecord& 
     if ((mask & X_OK) && !S_ISDIR(rec.mode) && (rec.mode & 0111) == 0) return ErrnoStatus(EACCES);
     return absl::OkStatus();
   }
+  const uint32_t want = static_cast<uint32_t>(mask);
   uint32_t bits;
   if (ctx.uid == rec.uid) {
     bits = (rec.mode >> 6) & 7;
-  } else if (InGroup(ctx, rec.gid)) {
-    bits = (rec.mode >> 3) & 7;
   } else {
-    bits = rec.mode & 7;
+    const uint32_t group_bits = (rec.mode >> 3) & 7, other_bits = rec.mode & 7;
+    bool member = InGroup(ctx, rec.gid);
+    // Supplementary groups not fetched yet: fetch them only if membership
+    // decides the answer.
+    if (!member && ctx.groups.empty() && ctx.load_groups &&
+        ((want & ~group_bits) == 0) != ((want & ~other_bits) == 0)) {
+      const std::vector<uint32_t> loaded = ctx.load_groups();
+      member = std::find(loaded.begin(), loaded.end(), rec.gid) != loaded.end();
+    }
+    bits = member ? group_bits : other_bits;
   }
-  if ((static_cast<uint32_t>(mask) & ~bits) != 0) return ErrnoStatus(EACCES);
+  if ((want & ~bits) != 0) return ErrnoStatus(EACCES);
   return absl::OkStatus();
 }
 

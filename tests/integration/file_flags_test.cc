@@ -106,6 +106,8 @@ TEST_F(FileFlagsTest, ImmutableIsEnforced) {
   ASSERT_SYS_OK(setxattr(f.c_str(), "user.a", "1", 1, 0));
   ASSERT_SYS_OK(mkdir(d.c_str(), 0755));
   WriteFile(d + "/inside", "x");
+  ASSERT_SYS_OK(mkdir((d + "/full").c_str(), 0755));
+  WriteFile(d + "/full/x", "x");
   UniqueFd before = Open(f, O_RDWR);  // opened before the flag was set
   ASSERT_SYS_OK(SetFlags(f, FS_IMMUTABLE_FL));
   ASSERT_SYS_OK(SetFlags(d, FS_IMMUTABLE_FL));
@@ -136,6 +138,8 @@ TEST_F(FileFlagsTest, ImmutableIsEnforced) {
   expect_eperm(mkdir((d + "/sub").c_str(), 0755), "mkdir in it");
   expect_eperm(unlink((d + "/inside").c_str()), "unlink in it");
   expect_eperm(rename((d + "/inside").c_str(), Path("out").c_str()), "rename out of it");
+  // Who may remove is decided before whether the directory is empty.
+  expect_eperm(rmdir((d + "/full").c_str()), "rmdir of a non-empty directory in it");
   // Reading is fine, and so is a change of the directory's file.
   EXPECT_EQ(ReadFile(f), "data");
   WriteFile(d + "/inside", "y");
@@ -149,6 +153,21 @@ TEST_F(FileFlagsTest, ImmutableIsEnforced) {
   EXPECT_SYS_OK(truncate(f.c_str(), 1));
   EXPECT_SYS_OK(unlink(f.c_str()));
   EXPECT_SYS_OK(unlink((d + "/inside").c_str()));
+}
+
+// chattr changes ctime, and a stat right after it sees the new one even
+// when the kernel had the attributes cached (statx asks for ctime alone).
+TEST_F(FileFlagsTest, ChattrUpdatesCtime) {
+  const std::string f = Path("f");
+  WriteFile(f, "data");
+  auto ctime = [&f] {
+    struct statx stx;
+    EXPECT_EQ(statx(AT_FDCWD, f.c_str(), 0, STATX_CTIME, &stx), 0);
+    return std::make_pair(stx.stx_ctime.tv_sec, stx.stx_ctime.tv_nsec);
+  };
+  const auto before = ctime();
+  ASSERT_SYS_OK(SetFlags(f, FS_NOATIME_FL));
+  EXPECT_NE(ctime(), before);
 }
 
 TEST_F(FileFlagsTest, AppendOnlyIsEnforced) {

@@ -237,6 +237,37 @@ TEST_F(AclOpsTest, OwnChecksHonourAcl) {
   EXPECT_TRUE(fs_->Access(stranger, f.ino, R_OK).ok());
 }
 
+// No ACL, mode 0050: a caller whose supplementary group owns the file may
+// read it; its groups are fetched because membership decides (and only then).
+TEST_F(AclOpsTest, SupplementaryGroupDecidesWithoutAcl) {
+  Attributes f = MakeFile(kRoot, "g", 0600, root_);
+  SetAttrRequest r;
+  r.mode = 0050;
+  r.gid = 50;
+  ASSERT_TRUE(fs_->SetAttr(root_, f.ino, r).ok());
+  int loads = 0;
+  RequestContext lazy;
+  lazy.uid = 1001;
+  lazy.gid = 1001;
+  lazy.load_groups = [&loads] {
+    ++loads;
+    return std::vector<uint32_t>{50};
+  };
+  EXPECT_TRUE(fs_->Access(lazy, f.ino, R_OK | X_OK).ok());
+  EXPECT_TRUE(fs_->Open(lazy, f.ino, O_RDONLY).ok());
+  EXPECT_GE(loads, 1);
+  RequestContext outsider = lazy;
+  outsider.load_groups = [] { return std::vector<uint32_t>{51}; };
+  EXPECT_EQ(ToErrno(fs_->Access(outsider, f.ino, R_OK)), EACCES);
+  // Mode 0055: group and other agree, so nobody's groups are read.
+  r = SetAttrRequest();
+  r.mode = 0055;
+  ASSERT_TRUE(fs_->SetAttr(root_, f.ino, r).ok());
+  loads = 0;
+  EXPECT_TRUE(fs_->Access(lazy, f.ino, R_OK).ok());
+  EXPECT_EQ(loads, 0);
+}
+
 TEST_F(AclOpsTest, DefaultAclInheritance) {
   auto d = fs_->Mkdir(root_, kRoot, "d", 0755);
   ASSERT_TRUE(d.ok());

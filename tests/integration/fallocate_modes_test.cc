@@ -29,20 +29,6 @@ namespace {
 constexpr off_t kBlock = 4096;
 
 
-// Up to len bytes at off; shorter only at end of file.
-std::string ReadAt(int fd, size_t len, off_t off) {
-  std::string buf(len, '\0');
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = pread(fd, buf.data() + got, len - got, off + got);
-    if (n < 0) ThrowErrno("pread", "fd " + std::to_string(fd));
-    if (n == 0) break;
-    got += n;
-  }
-  buf.resize(got);
-  return buf;
-}
-
 // What a successful fallocate does to the file's bytes, per fallocate(2).
 void ApplyToModel(int mode, off_t off, off_t len, std::string* model) {
   const size_t size = model->size();

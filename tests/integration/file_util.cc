@@ -79,6 +79,20 @@ void PreadExact(int fd, void* data, size_t len, off_t off) {
   }
 }
 
+std::string ReadAt(int fd, size_t len, off_t off) {
+  std::string buf(len, '\0');
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf.data() + got, len - got, off + got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ThrowErrno("pread", "fd " + std::to_string(fd));
+    if (n == 0) break;
+    got += n;
+  }
+  buf.resize(got);
+  return buf;
+}
+
 void WriteFile(const std::string& path, std::string_view data, mode_t mode) {
   UniqueFd fd = Open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
   PwriteAll(fd.get(), data.data(), data.size(), 0);

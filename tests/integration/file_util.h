@@ -72,6 +72,7 @@ UniqueFd Open(const std::string& path, int flags, mode_t mode = 0644);  // throw
 
 void PwriteAll(int fd, const void* data, size_t len, off_t off);  // throws
 void PreadExact(int fd, void* data, size_t len, off_t off);       // throws, short read too
+std::string ReadAt(int fd, size_t len, off_t off);                  // up to len bytes; short only at EOF
 void WriteFile(const std::string& path, std::string_view data, mode_t mode = 0644);
 std::string ReadFile(const std::string& path);
 void Fsync(const std::string& path);  // fsync of a file or directory

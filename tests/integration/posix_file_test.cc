@@ -15,20 +15,6 @@ namespace {
 
 class PosixFileTest : public ReclaimfsTest {};
 
-// Up to len bytes at off; shorter only at end of file.
-std::string ReadAt(int fd, size_t len, off_t off) {
-  std::string buf(len, '\0');
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = pread(fd, buf.data() + got, len - got, off + got);
-    if (n < 0) ThrowErrno("pread", "fd " + std::to_string(fd));
-    if (n == 0) break;
-    got += n;
-  }
-  buf.resize(got);
-  return buf;
-}
-
 TEST_F(PosixFileTest, CreateWriteReadAndOpenErrors) {
   const std::string f = Path("f");
   {

@@ -196,7 +196,9 @@ TEST(DataFile, CollapseAndInsertShiftInOneCommit) {
   EXPECT_EQ(env.meta().last_sequence(), seq_at_set + 1) << "size and shift in more than one commit";
   EXPECT_EQ(env.meta().GetInode(9)->size, 13 * kPage);
   uint64_t stored = 0;
-  for (const auto& e : *env.meta().GetExtents(9)) stored += e.length;
+  const auto extents = env.meta().GetExtents(9);  // kept: the loop must not outlive it
+  ASSERT_TRUE(extents.ok());
+  for (const auto& e : *extents) stored += e.length;
   EXPECT_EQ(stored, 13u);
   EXPECT_EQ(env.alloc().pending_free_blocks(), pending_before + 3) << "collapsed blocks not pending";
   EXPECT_EQ(env.Read(9, 0, 16 * kPage), want);

@@ -89,6 +89,11 @@ absl::StatusOr<bool> AttachToServingDaemon(const MountRequest& request) {
 
   auto table = ReadMountTable();
   if (!table.ok()) return table.status();
+  // Like a block device mounted again on the same directory: refused.
+  if (auto here = FindTopMount(*table, request.mountpoint); here && here->device == served.device) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("store ", request.store_dir, " is already mounted on ", request.mountpoint));
+  }
   std::string source_mount;
   for (const MountEntry& e : FindMountsOfDevice(*table, served.device)) {
     if (e.is_fuse() && e.mount_point != request.mountpoint) {

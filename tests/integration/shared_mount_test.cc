@@ -83,6 +83,17 @@ TEST_F(SharedMountTest, SecondMountPointSharesTheRunningDaemon) {
   EXPECT_EQ(ReadFile(Path("B/f")), "moved around");
 }
 
+// The same store on the same mount point again is refused, as mount(8)
+// refuses a block device already mounted there; the mount is left as it was.
+TEST_F(SharedMountTest, SameMountPointAgainIsRefused) {
+  RunResult r = Run({Tools().reclaimfs, store(), mnt()}, 60s);
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.output.find("already mounted on"), std::string::npos) << r.Describe();
+  WriteFile(Path("still-one-mount"), "x");
+  Unmount();  // one unmount is enough: nothing was stacked
+  EXPECT_FALSE(IsMounted(mnt()));
+}
+
 TEST_F(SharedMountTest, ReadOnlySecondMountPoint) {
   RunResult r = AttachSecond("ro");
   ASSERT_EQ(r.exit_code, 0) << r.Describe();

@@ -201,14 +201,16 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
 // Data
 
 namespace {
-// Size and type of a file, read together under its leaf attribute lock.
+// Size, type and inode flags of a file, read together under its leaf
+// attribute lock (no copy of the whole record on the data path).
 struct SizeAndMode {
   uint64_t size;
   uint32_t mode;
+  uint32_t flags;
 };
 SizeAndMode SnapshotSizeAndMode(Inode* inode) {
   std::lock_guard a(inode->attr_mu);
-  return {inode->body->rec.size, inode->body->rec.mode};
+  return {inode->body->rec.size, inode->body->rec.mode, inode->body->rec.flags};
 }
 }  // namespace
 
@@ -220,7 +222,7 @@ absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off,
   size_t n = 0;
   {
     std::shared_lock io(ref->io_mu);
-    const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
+    const auto [file_size, mode, iflags] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(mode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(mode)) return ErrnoStatus(EINVAL);
     if (off < file_size && size > 0) {
@@ -246,9 +248,8 @@ absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off
   // first attempt already copied is harmless: same bytes, same pages.
   for (int attempt = 0;; ++attempt) {
     std::unique_lock io(ref->io_mu);
-    const auto [file_size, mode] = SnapshotSizeAndMode(ref.get());
+    const auto [file_size, mode, iflags] = SnapshotSizeAndMode(ref.get());
     if (!S_ISREG(mode)) return ErrnoStatus(S_ISDIR(mode) ? EISDIR : EINVAL);
-    const uint32_t iflags = Impl::Rec(ref.get()).flags;
     // A handle opened before the flag was set meets it here.
     if (iflags & FS_IMMUTABLE_FL) return ErrnoStatus(EPERM, "immutable file");
     // O_APPEND or an append-only file: the end of file as of now, under the io lock.
@@ -361,12 +362,11 @@ absl::Status Filesystem::Fallocate(const RequestContext& ctx, uint64_t ino, uint
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   {
     std::unique_lock io(ref->io_mu);
-    const auto [file_size, fmode] = SnapshotSizeAndMode(ref.get());
+    const auto [file_size, fmode, iflags] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(fmode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(fmode)) return ErrnoStatus(ENODEV);
-    const InodeRecord rec = Impl::Rec(ref.get());
-    if (IsImmutable(rec)) return ErrnoStatus(EPERM, "immutable file");
-    if (IsAppendOnly(rec) && (mode & ~FALLOC_FL_KEEP_SIZE)) return ErrnoStatus(EPERM, "append-only file");
+    if (iflags & FS_IMMUTABLE_FL) return ErrnoStatus(EPERM, "immutable file");
+    if ((iflags & FS_APPEND_FL) && (mode & ~FALLOC_FL_KEEP_SIZE)) return ErrnoStatus(EPERM, "append-only file");
     const storage::Timespec now = Now();
     auto touch = [&](InodeRecord& r) {
       r.mtime = r.ctime = now;

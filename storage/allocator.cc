@@ -2,6 +2,7 @@
 #include "storage/allocator.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "absl/strings/str_format.h"
 #include "spdlog/spdlog.h"
@@ -156,7 +157,9 @@ absl::Status Allocator::SyncPendingFrees() {
 absl::Status Allocator::Reserve(uint64_t n) {
   std::lock_guard<std::mutex> lock(mu_);
   // Pending frees count: Allocate makes them durable when it needs them.
-  const uint64_t available = free_ + pending_ > reserved_ ? free_ + pending_ - reserved_ : 0;
+  // Blocks being discarded count too: they come back within a hole punch.
+  const uint64_t free = free_ + pending_ + discarding_;
+  const uint64_t available = free > reserved_ ? free - reserved_ : 0;
   if (n > available) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "no space left: %d blocks wanted, %d available", n, available));
@@ -189,6 +192,12 @@ absl::StatusOr<std::vector<BlockRun>> Allocator::Allocate(uint64_t n, uint64_t g
     lock.lock();
     if (!synced.ok()) spdlog::warn("allocator: syncing the metadata log for freed blocks: {}", synced.ToString());
     ReleaseDurableLocked();
+  }
+  // A discard holds free blocks for the time of a hole punch: wait for them
+  // rather than fail a write for space that is there.
+  constexpr auto kDiscardWait = std::chrono::seconds(2);
+  if (n > usable() && discarding_ > 0) {
+    discards_returned_.wait_for(lock, kDiscardWait, [&] { return discarding_ == 0 || n <= usable(); });
   }
   if (n > usable()) {
     return absl::ResourceExhaustedError(
@@ -296,9 +305,59 @@ void Allocator::Free(BlockRun run, MetaStore::Batch* batch) {
   ReleaseDurableLocked();
 }
 
+std::vector<BlockRun> Allocator::TakeForDiscard(uint64_t* cursor, uint64_t end, uint64_t min_length,
+                                                uint64_t max_blocks) {
+  std::vector<BlockRun> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  end = std::min(end, total_);
+  min_length = std::max<uint64_t>(min_length, 1);
+  // Reserved blocks must stay allocatable for the writeback that consumes them.
+  uint64_t budget = std::min(max_blocks, free_ > reserved_ ? free_ - reserved_ : 0);
+  uint64_t cur = *cursor;
+  while (cur < end && budget > 0) {
+    auto it = Containing(runs_, cur);
+    if (it == runs_.end()) it = runs_.lower_bound(cur);
+    if (it == runs_.end() || it->first >= end) {
+      cur = end;
+      break;
+    }
+    const uint64_t start = std::max(cur, it->first);
+    const uint64_t stop = std::min(End(it), end);
+    if (stop - start < min_length) {
+      cur = stop;
+      continue;
+    }
+    const uint64_t len = std::min(stop - start, budget);
+    CarveFrom(runs_, it, start, len, nullptr);
+    out.push_back(BlockRun{start, len});
+    free_ -= len;
+    discarding_ += len;
+    budget -= len;
+    cur = start + len;
+  }
+  *cursor = cur;
+  return out;
+}
+
+void Allocator::ReturnDiscarded(const std::vector<BlockRun>& runs) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const BlockRun& r : runs) {
+      if (r.length == 0) continue;
+      discarding_ -= std::min(discarding_, r.length);
+      if (!Insert(runs_, r.start, r.length, nullptr)) {
+        spdlog::error("allocator: discarded blocks [{}, +{}) came back already free; ignored", r.start, r.length);
+        continue;
+      }
+      free_ += r.length;
+    }
+  }
+  discards_returned_.notify_all();
+}
+
 uint64_t Allocator::free_blocks() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return free_ + pending_;
+  return free_ + pending_ + discarding_;
 }
 
 uint64_t Allocator::pending_free_blocks() const {
@@ -313,7 +372,8 @@ uint64_t Allocator::reserved_blocks() const {
 
 uint64_t Allocator::available_blocks() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return free_ + pending_ > reserved_ ? free_ + pending_ - reserved_ : 0;
+  const uint64_t free = free_ + pending_ + discarding_;
+  return free > reserved_ ? free - reserved_ : 0;
 }
 
 std::vector<BlockRun> Allocator::FreeRuns() const {

@@ -27,6 +27,7 @@
 // called under it and never block on IO.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -76,8 +77,17 @@ class Allocator {
   // become allocatable. Returns the sync's error, if any.
   absl::Status SyncPendingFrees();
 
+  // Discard (FITRIM) support: takes allocatable runs of at least min_length
+  // blocks out of [*cursor, end), up to max_blocks in all, so that the
+  // caller can discard them while no writer can be handed them; *cursor
+  // advances past what was looked at. Blocks that reservations may need are
+  // left alone. Taken blocks still count as free; ReturnDiscarded gives them
+  // back, and an Allocate that needs them waits (bounded) until then.
+  std::vector<BlockRun> TakeForDiscard(uint64_t* cursor, uint64_t end, uint64_t min_length, uint64_t max_blocks);
+  void ReturnDiscarded(const std::vector<BlockRun>& runs);
+
   uint64_t total_blocks() const { return total_; }
-  uint64_t free_blocks() const;      // allocatable + pending frees
+  uint64_t free_blocks() const;      // allocatable + pending frees + being discarded
   uint64_t pending_free_blocks() const;  // freed, waiting for their commit to be durable
   uint64_t reserved_blocks() const;  // promised to dirty data
   uint64_t available_blocks() const; // free - reserved (what statfs reports)
@@ -98,6 +108,8 @@ class Allocator {
   uint64_t free_ = 0;     // blocks in the allocatable map
   uint64_t pending_ = 0;  // blocks in pending_frees_
   uint64_t reserved_ = 0;
+  uint64_t discarding_ = 0;  // taken by TakeForDiscard, not yet returned
+  std::condition_variable discards_returned_;
   std::deque<PendingFree> pending_frees_;  // in commit order
   std::map<uint64_t, uint64_t> runs_;       // allocatable: start -> length
   std::map<uint64_t, uint64_t> disk_runs_;  // mirrors the free-space column family

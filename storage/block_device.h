@@ -32,6 +32,12 @@ class BlockDevice {
   absl::Status Write(uint64_t offset, const void* buf, size_t len);
   // Makes completed writes durable (fdatasync of the data file).
   virtual absl::Status Flush() = 0;
+  // Tells the backing store that [offset, offset+length) holds no data any
+  // more (a hole punch of the data file), so it can give the space back.
+  // Only for free blocks; synchronous. Unimplemented where not supported.
+  virtual absl::Status Discard(uint64_t offset, uint64_t length) {
+    return absl::UnimplementedError("discard is not supported by this device");
+  }
   virtual uint64_t size_bytes() const = 0;
   virtual uint32_t block_size() const = 0;
   // Requests submitted but not completed.

@@ -272,6 +272,10 @@ absl::Status FaultInjectingDevice::Flush() {
   return state_->real->Flush();
 }
 
+absl::Status FaultInjectingDevice::Discard(uint64_t offset, uint64_t length) {
+  return state_->real->Discard(offset, length);
+}
+
 uint64_t FaultInjectingDevice::size_bytes() const { return state_->real->size_bytes(); }
 uint32_t FaultInjectingDevice::block_size() const { return state_->real->block_size(); }
 

@@ -121,6 +121,7 @@ class FaultInjectingDevice : public BlockDevice {
 
   void Submit(std::vector<IoRequest> requests) override;
   absl::Status Flush() override;
+  absl::Status Discard(uint64_t offset, uint64_t length) override;
   uint64_t size_bytes() const override;
   uint32_t block_size() const override;
   // Requests submitted through this device whose callback has not returned.

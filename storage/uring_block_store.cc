@@ -381,6 +381,26 @@ absl::Status UringBlockStore::Flush() {
   return absl::OkStatus();
 }
 
+absl::Status UringBlockStore::Discard(uint64_t offset, uint64_t length) {
+  if (length == 0) return absl::OkStatus();
+  if (offset > impl_->size || length > impl_->size - offset) {
+    return absl::OutOfRangeError("discard beyond the end of the data file");
+  }
+  struct stat st;
+  if (::fstat(impl_->fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+    uint64_t range[2] = {offset, length};
+    if (::ioctl(impl_->fd, BLKDISCARD, range) != 0) return ErrnoError(errno, "cannot discard blocks of the device");
+    return absl::OkStatus();
+  }
+  // A file gives its space back to the filesystem under it with a hole
+  // punch (size unchanged).
+  if (::fallocate(impl_->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(length)) != 0) {
+    return ErrnoError(errno, "cannot discard blocks of the data file");
+  }
+  return absl::OkStatus();
+}
+
 uint64_t UringBlockStore::size_bytes() const { return impl_->size; }
 uint32_t UringBlockStore::block_size() const { return impl_->block_size; }
 uint64_t UringBlockStore::inflight() const { return impl_->inflight.load(); }

@@ -35,6 +35,7 @@ class UringBlockStore : public BlockDevice {
 
   void Submit(std::vector<IoRequest> requests) override;
   absl::Status Flush() override;
+  absl::Status Discard(uint64_t offset, uint64_t length) override;
   uint64_t size_bytes() const override;
   uint32_t block_size() const override;
   uint64_t inflight() const override;

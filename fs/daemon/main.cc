@@ -232,6 +232,7 @@ int Serve(const MountRequest& request, const Config& config) {
   FilesystemOptions options;
   options.store_dir = request.store_dir;
   options.read_only = request.read_only;
+  options.no_recovery = request.no_recovery;
   options.atime = request.atime;
   options.relatime = request.relatime;
   ApplyConfigToOptions(config, &options);

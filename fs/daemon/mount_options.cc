@@ -117,6 +117,12 @@ absl::Status ApplyOption(const std::string& opt, MountRequest* r) {
     if (flag.bit == MS_NOATIME) r->atime = !flag.set;
     return absl::OkStatus();
   }
+  // ext4's names for a read-only mount that repairs nothing: no orphan
+  // replay, no trim of blocks past EOF, so the store is not written.
+  if (opt == "norecovery" || opt == "noload") {
+    r->no_recovery = true;
+    return absl::OkStatus();
+  }
   // atime policy is the filesystem's: FUSE leaves atime updates to it.
   if (opt == "relatime") {
     r->relatime = true;
@@ -262,6 +268,9 @@ absl::StatusOr<MountRequest> ParseMountCommandLine(int argc, const char* const* 
     }
   }
   if (r.debug) r.foreground = true;
+  if (r.no_recovery && !r.read_only && !r.remount) {
+    return absl::InvalidArgumentError("option 'norecovery' needs 'ro': a writable mount must recover the store");
+  }
 
   if (positional.empty()) return absl::InvalidArgumentError("missing STORE and MOUNTPOINT");
   if (positional.size() == 1) return absl::InvalidArgumentError("missing MOUNTPOINT");
@@ -293,6 +302,7 @@ std::string MountUsage(const char* program) {
       "  -d                  debug output (implies -f)\n"
       "  -s                  single-threaded request loop\n"
       "  -o ro|rw            read-only / read-write mount\n"
+      "  -o ro,norecovery    read-only, without the repairs a mount after a crash makes\n"
       "  -o remount          change ro/rw of an existing mount (no daemon is started)\n"
       "  -o allow_other      let other users access the mount\n"
       "  -o no_default_permissions\n"

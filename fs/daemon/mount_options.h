@@ -30,6 +30,7 @@ struct MountRequest {
   bool remount = false;
 
   bool read_only = false;
+  bool no_recovery = false;  // norecovery/noload: with ro, the mount writes nothing
   bool default_permissions = true;
   bool atime = true;     // noatime turns it off
   bool relatime = true;  // strictatime turns it off

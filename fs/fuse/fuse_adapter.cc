@@ -4,6 +4,8 @@
 // lookup references, open handles.
 #include "fs/fuse/fuse_adapter.h"
 
+#include "fs/fuse/fuse_protocol_ext.h"
+
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/statvfs.h>
@@ -86,6 +88,8 @@ struct FuseOps {
     ctx.gid = c->gid;
     ctx.pid = static_cast<uint32_t>(c->pid);
     ctx.umask = c->umask;
+    ctx.kernel_checked = (c->uid == fuse_ext::kInvalidUidGid || c->gid == fuse_ext::kInvalidUidGid) &&
+                         Self(req).channel_.allow_idmap_granted();
     // Supplementary groups cost a /proc read; fetch them only where the
     // filesystem decides on group membership (its own permission checks,
     // chown/chmod rules). Otherwise an ACL check fetches them if a group
@@ -223,6 +227,21 @@ struct FuseOps {
   static void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseAdapter& self = Self(req);
     ReplyAttr(req, self.fs_->GetAttr(ino), self.options_.timeout_seconds);
+  }
+
+  // FUSE_STATX, served by the channel: getattr with the birth time.
+  static FuseChannel::StatxResult Statx(FuseAdapter& self, uint64_t nodeid) {
+    FuseChannel::StatxResult r;
+    auto attr = self.fs_->GetAttr(nodeid);
+    if (!attr.ok()) {
+      r.error = ErrnoOf(attr.status());
+      return r;
+    }
+    attr->ToStat(&r.attr);
+    r.btime.tv_sec = attr->btime.sec;
+    r.btime.tv_nsec = attr->btime.nsec;
+    r.attr_timeout = self.options_.timeout_seconds;
+    return r;
   }
 
   // getattr and setattr answer the same way: the attributes or the errno.
@@ -605,7 +624,7 @@ struct FuseOps {
     fuse_reply_lseek(req, static_cast<off_t>(*pos));
   }
 
-  // Only the inode-flag ioctls (chattr, lsattr, xfs_io chattr): the kernel
+  // The inode-flag ioctls (chattr, lsattr, xfs_io chattr) and FITRIM: the kernel
   // sends them restricted, with in/out buffers sized by the command; the
   // flags are an unsigned int, fsxattr its struct. Everything else ENOTTY.
   static void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi, unsigned flags,
@@ -668,7 +687,29 @@ struct FuseOps {
       ReplyFlagsChanged(req, ino, self.fs_->SetFlags(Context(req, false), ino, *iflags));
       return;
     }
+    if (command == static_cast<unsigned>(FITRIM)) {
+      Trim(req, in_buf, in_bufsz, out_bufsz);
+      return;
+    }
     fuse_reply_err(req, ENOTTY);
+  }
+
+  // fstrim(8) on any directory or file of the mount: the range comes in, the
+  // same struct goes back with len set to the bytes discarded.
+  static void Trim(fuse_req_t req, const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+    struct fstrim_range range;
+    if (in_bufsz < sizeof(range) || out_bufsz < sizeof(range)) {
+      fuse_reply_err(req, EINVAL);
+      return;
+    }
+    std::memcpy(&range, in_buf, sizeof(range));
+    auto discarded = Self(req).fs_->Trim(Context(req, false), range.start, range.len, range.minlen);
+    if (!discarded.ok()) {
+      fuse_reply_err(req, ErrnoOf(discarded.status()));
+      return;
+    }
+    range.len = *discarded;
+    fuse_reply_ioctl(req, 0, &range, sizeof(range));
   }
 
   // After a change of attributes that no reply carries (mode by a write,
@@ -739,10 +780,11 @@ struct FuseOps {
 };
 
 FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
-    : fs_(fs), options_(options), channel_(/*request_allow_mmap=*/!options.kernel_cache) {
+    : fs_(fs), options_(options), channel_(FuseChannel::InitWants{.allow_mmap = !options.kernel_cache, .allow_idmap = options.default_permissions}) {
   channel_.SetTmpfileHandler(
       [this](const FuseChannel::TmpfileRequest& r) { return FuseOps::Tmpfile(*this, r); },
       [this](const FuseChannel::TmpfileResult& r) { FuseOps::AbandonTmpfile(*this, r); });
+  channel_.SetStatxHandler([this](uint64_t nodeid) { return FuseOps::Statx(*this, nodeid); });
 }
 
 FuseAdapter::~FuseAdapter() { StopInvalidator(); }
@@ -783,6 +825,7 @@ void FuseAdapter::StopInvalidator() {
 
 std::string FuseAdapter::StatsText() const {
   return absl::StrCat("fuse_direct_io_allow_mmap ", channel_.allow_mmap_granted() ? 1 : 0, "\n",
+                      "fuse_allow_idmap ", channel_.allow_idmap_granted() ? 1 : 0, "\n",
                       "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
                       "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
                       "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n");

@@ -3,7 +3,11 @@
 // defined here because the installed header predates it.
 #include "fs/fuse/fuse_channel.h"
 
+#include "fs/fuse/fuse_protocol_ext.h"
+
 #include <linux/fuse.h>
+#include <linux/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,9 +21,7 @@
 namespace reclaimfs::fs {
 namespace {
 
-// FUSE_DIRECT_IO_ALLOW_MMAP (protocol 7.39): bit 36 of the 64-bit INIT
-// flags, i.e. bit 4 of flags2, which counts only when FUSE_INIT_EXT is set.
-constexpr uint64_t kDirectIoAllowMmap = 1ull << 36;
+using fuse_ext::kDirectIoAllowMmap;
 constexpr uint32_t kInitExt = FUSE_INIT_EXT;
 constexpr uint32_t kFuseInitOpcode = FUSE_INIT;
 
@@ -70,7 +72,8 @@ ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
     const int saved = errno;
     NoteWriteFlags(buf, static_cast<size_t>(n));
     if (!init_seen_.load(std::memory_order_relaxed)) NoteInit(buf, static_cast<size_t>(n));
-    const bool served = ServeTmpfile(fd, buf, static_cast<size_t>(n));
+    const bool served =
+        ServeTmpfile(fd, buf, static_cast<size_t>(n)) || ServeStatx(fd, buf, static_cast<size_t>(n));
     errno = saved;
     if (!served) return n;
     // Answered here: read the next request for libfuse.
@@ -141,6 +144,58 @@ bool FuseChannel::ServeTmpfile(int fd, const void* buf, size_t len) {
   return true;
 }
 
+bool FuseChannel::ServeStatx(int fd, const void* buf, size_t len) {
+  fuse_in_header in;
+  if (!statx_handler_ || len < sizeof(in)) return false;
+  std::memcpy(&in, buf, sizeof(in));
+  if (in.opcode != fuse_ext::kStatxOpcode) return false;
+
+  // The body (fuse_statx_in: flags, fh, the caller's mask) changes nothing:
+  // every field is always known, so all are answered.
+  StatxResult result;
+  if (len - sizeof(in) < sizeof(fuse_ext::StatxIn)) {
+    result.error = EINVAL;
+  } else {
+    result = statx_handler_(in.nodeid);
+  }
+  fuse_out_header out{};
+  out.unique = in.unique;
+  if (result.error != 0) {
+    out.error = -result.error;
+    out.len = sizeof(out);
+    if (::write(fd, &out, sizeof(out)) < 0) {
+      spdlog::debug("FUSE_STATX error reply not taken: {}", std::strerror(errno));
+    }
+    return true;
+  }
+  fuse_ext::StatxOut reply{};
+  SplitTimeout(result.attr_timeout, &reply.attr_valid, &reply.attr_valid_nsec);
+  fuse_ext::Statx& sx = reply.stat;
+  const struct stat& st = result.attr;
+  sx.mask = STATX_BASIC_STATS | STATX_BTIME;
+  sx.blksize = static_cast<uint32_t>(st.st_blksize);
+  sx.nlink = static_cast<uint32_t>(st.st_nlink);
+  sx.uid = st.st_uid;
+  sx.gid = st.st_gid;
+  sx.mode = static_cast<uint16_t>(st.st_mode);
+  sx.ino = st.st_ino;
+  sx.size = static_cast<uint64_t>(st.st_size);
+  sx.blocks = static_cast<uint64_t>(st.st_blocks);
+  auto time = [](const struct timespec& t) {
+    return fuse_ext::SxTime{t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0};
+  };
+  sx.atime = time(st.st_atim);
+  sx.mtime = time(st.st_mtim);
+  sx.ctime = time(st.st_ctim);
+  sx.btime = time(result.btime);
+  sx.rdev_major = major(st.st_rdev);
+  sx.rdev_minor = minor(st.st_rdev);
+  out.len = static_cast<uint32_t>(sizeof(out) + sizeof(reply));
+  const struct iovec iov[2] = {{&out, sizeof(out)}, {&reply, sizeof(reply)}};
+  if (::writev(fd, iov, 2) < 0) spdlog::debug("FUSE_STATX reply not taken: {}", std::strerror(errno));
+  return true;
+}
+
 FuseChannel::WriteFlags FuseChannel::CurrentWriteFlags() {
   WriteFlags f;
   f.kill_suidgid = (current_write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
@@ -172,7 +227,7 @@ void FuseChannel::NoteInit(const void* buf, size_t len) {
   const uint64_t flags = init.flags | (ext ? static_cast<uint64_t>(init.flags2) << 32 : 0);
   kernel_init_ext_.store(ext, std::memory_order_relaxed);
   kernel_minor_.store(init.minor, std::memory_order_relaxed);
-  offered_.store((flags & kDirectIoAllowMmap) != 0, std::memory_order_release);
+  offered_.store(flags, std::memory_order_release);
   init_unique_.store(in.unique, std::memory_order_release);
   init_seen_.store(true, std::memory_order_release);
 }
@@ -187,8 +242,12 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   std::memcpy(&out, iov[0].iov_base, sizeof(out));
   if (out.unique != unique) return ::writev(fd, iov, count);
   init_unique_.store(0, std::memory_order_release);
-  if (out.error != 0 || iov[1].iov_len < kInitOutFlags2End || !request_allow_mmap_ ||
-      !offered_.load(std::memory_order_acquire) || !kernel_init_ext_.load(std::memory_order_relaxed)) {
+  const uint64_t offered = offered_.load(std::memory_order_acquire);
+  uint64_t grant = 0;
+  if (wants_.allow_mmap && (offered & kDirectIoAllowMmap) != 0) grant |= kDirectIoAllowMmap;
+  if (wants_.allow_idmap && (offered & fuse_ext::kAllowIdmap) != 0) grant |= fuse_ext::kAllowIdmap;
+  if (out.error != 0 || iov[1].iov_len < kInitOutFlags2End || grant == 0 ||
+      !kernel_init_ext_.load(std::memory_order_relaxed)) {
     return ::writev(fd, iov, count);
   }
 
@@ -197,16 +256,26 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   fuse_init_out init;
   std::memcpy(&init, body.data(), kInitOutFlags2End);
   init.flags |= kInitExt;
-  init.flags2 |= static_cast<uint32_t>(kDirectIoAllowMmap >> 32);
+  init.flags2 |= static_cast<uint32_t>(grant >> 32);
   std::memcpy(body.data(), &init, kInitOutFlags2End);
 
   const struct iovec patched[2] = {iov[0], {body.data(), body.size()}};
   const ssize_t n = ::writev(fd, patched, 2);
   if (n >= 0) {
-    granted_.store(true, std::memory_order_release);
-    spdlog::debug("INIT reply: FUSE_DIRECT_IO_ALLOW_MMAP granted");
+    granted_.store(grant, std::memory_order_release);
+    spdlog::debug("INIT reply: granted flags 0x{:x}", grant);
   }
   return n;
+}
+
+bool FuseChannel::allow_mmap_offered() const {
+  return (offered_.load(std::memory_order_acquire) & kDirectIoAllowMmap) != 0;
+}
+bool FuseChannel::allow_mmap_granted() const {
+  return (granted_.load(std::memory_order_acquire) & kDirectIoAllowMmap) != 0;
+}
+bool FuseChannel::allow_idmap_granted() const {
+  return (granted_.load(std::memory_order_acquire) & fuse_ext::kAllowIdmap) != 0;
 }
 
 }  // namespace reclaimfs::fs

@@ -9,7 +9,8 @@
 // offers no other way to edit the reply. Owning the channel's writev lets us
 // patch exactly that one reply (matched by the INIT request's `unique`),
 // leaving the rest of libfuse's protocol handling alone. Everything else
-// passes through unchanged.
+// passes through unchanged. The same patch grants FUSE_ALLOW_IDMAP, so that
+// the mount may be idmapped (mount_setattr with MOUNT_ATTR_IDMAP).
 //
 // It also remembers the write_flags of a WRITE request, which libfuse 3.14
 // reads but does not pass on: the kernel sets FUSE_WRITE_KILL_SUIDGID there
@@ -22,6 +23,10 @@
 // the life of the mount. Read() hands such a request to the handler the
 // adapter registered, writes the reply itself (the same shape as a CREATE
 // reply) and reads on; libfuse never sees it.
+//
+// And FUSE_STATX (stat with the birth time, protocol 7.39), which libfuse
+// 3.14 also answers ENOSYS, after which the kernel stops asking: served the
+// same way, from the attributes the adapter's handler returns.
 //
 // Called by libfuse's session-loop threads at once; no locks (atomics only;
 // the handler is set before the session loop starts). Read blocks in read(2)
@@ -66,8 +71,22 @@ class FuseChannel {
   // interrupted): gives back the lookup reference and the open handle.
   using TmpfileAbandon = std::function<void(const TmpfileResult&)>;
 
-  // request_allow_mmap: ask for FUSE_DIRECT_IO_ALLOW_MMAP when offered.
-  explicit FuseChannel(bool request_allow_mmap) : request_allow_mmap_(request_allow_mmap) {}
+  // The answer to a FUSE_STATX of a node: an errno, or its attributes.
+  struct StatxResult {
+    int error = 0;
+    struct stat attr {};
+    struct timespec btime {};
+    double attr_timeout = 0;
+  };
+  using StatxHandler = std::function<StatxResult(uint64_t nodeid)>;
+
+  // INIT flags libfuse 3.14 cannot ask for; each is granted when the kernel
+  // offers it.
+  struct InitWants {
+    bool allow_mmap = false;   // FUSE_DIRECT_IO_ALLOW_MMAP
+    bool allow_idmap = false;  // FUSE_ALLOW_IDMAP (needs default_permissions)
+  };
+  explicit FuseChannel(InitWants wants) : wants_(wants) {}
 
   // read(2) on /dev/fuse; remembers the INIT request. errno as read(2).
   ssize_t Read(int fd, void* buf, size_t len);
@@ -80,6 +99,8 @@ class FuseChannel {
     tmpfile_handler_ = std::move(handler);
     tmpfile_abandon_ = std::move(abandon);
   }
+  // Before the session loop starts. Without one FUSE_STATX goes to libfuse.
+  void SetStatxHandler(StatxHandler handler) { statx_handler_ = std::move(handler); }
   uint64_t tmpfiles_served() const { return tmpfiles_served_.load(std::memory_order_relaxed); }
   // The write_flags of the WRITE request this thread read last (none when
   // its last request was not a WRITE). A session-loop thread processes each
@@ -91,26 +112,31 @@ class FuseChannel {
   };
   static WriteFlags CurrentWriteFlags();
 
-  // Whether the kernel offered, and we granted, shared mmap of direct-IO files.
-  bool allow_mmap_offered() const { return offered_.load(std::memory_order_acquire); }
-  bool allow_mmap_granted() const { return granted_.load(std::memory_order_acquire); }
+  // Whether the kernel offered, and we granted, shared mmap of direct-IO
+  // files, and idmapped mounts.
+  bool allow_mmap_offered() const;
+  bool allow_mmap_granted() const;
+  bool allow_idmap_granted() const;
 
  private:
   void NoteInit(const void* buf, size_t len);
   // True if buf holds a FUSE_TMPFILE request we serve; it is then answered.
   bool ServeTmpfile(int fd, const void* buf, size_t len);
+  // Likewise for FUSE_STATX.
+  bool ServeStatx(int fd, const void* buf, size_t len);
   static void NoteWriteFlags(const void* buf, size_t len);
 
-  const bool request_allow_mmap_;
+  const InitWants wants_;
   std::atomic<bool> init_seen_{false};
   std::atomic<uint64_t> init_unique_{0};  // INIT request awaiting its reply; 0 = none
   std::atomic<bool> kernel_init_ext_{false};
-  std::atomic<bool> offered_{false};
-  std::atomic<bool> granted_{false};
+  std::atomic<uint64_t> offered_{0};  // the kernel's 64-bit INIT flags
+  std::atomic<uint64_t> granted_{0};  // the flags we added to the reply
   std::atomic<uint32_t> kernel_minor_{0};
   TmpfileHandler tmpfile_handler_;
   TmpfileAbandon tmpfile_abandon_;
   std::atomic<uint64_t> tmpfiles_served_{0};
+  StatxHandler statx_handler_;
 };
 
 }  // namespace reclaimfs::fs

@@ -20,6 +20,7 @@ Attributes AttributesOf(const storage::InodeRecord& rec, uint64_t sectors, uint3
   a.atime = rec.atime;
   a.mtime = rec.mtime;
   a.ctime = rec.ctime;
+  a.btime = rec.btime;
   return a;
 }
 

@@ -102,7 +102,10 @@ absl::Status Filesystem::Impl::Start() {
   data = std::make_unique<FileData>(meta.get(), alloc.get(), io_dev, mm.get(), this, options.data);
   if (absl::Status st = data->Start(); !st.ok()) return WithContext(st, dir);
 
-  if (absl::Status st = ReplayOrphans(); !st.ok()) return WithContext(st, dir);
+  const bool recover = !(options.no_recovery && options.read_only);
+  if (recover) {
+    if (absl::Status st = ReplayOrphans(); !st.ok()) return WithContext(st, dir);
+  }
 
   uint64_t inodes = 0;
   uint64_t max_generation = 0;
@@ -120,7 +123,9 @@ absl::Status Filesystem::Impl::Start() {
   absl::StatusOr<uint64_t> mark = meta->ReadNextGeneration();
   if (!mark.ok()) return WithContext(mark.status(), dir);
   next_generation = std::max(*mark, max_generation + 1);
-  if (absl::Status t = TrimPastEof(file_sizes); !t.ok()) return WithContext(t, dir);
+  if (recover) {
+    if (absl::Status t = TrimPastEof(file_sizes); !t.ok()) return WithContext(t, dir);
+  }
 
   absl::StatusOr<InodeRef> r = cache->Get(storage::kRootIno);
   if (!r.ok()) return absl::DataLossError(absl::StrCat(dir, ": corrupt store: no root inode"));

@@ -51,6 +51,10 @@ struct RequestContext {
   // When groups were not fetched up front: fetches them (the ACL check
   // calls it only when a group entry decides).
   std::function<std::vector<uint32_t>()> load_groups;
+  // On an idmapped mount the kernel sends no ids for requests that create
+  // nothing (FUSE_INVALID_UIDGID) and has checked their permissions itself
+  // (default_permissions): our checks then defer to it, as for root.
+  bool kernel_checked = false;
 };
 
 struct Attributes {
@@ -64,6 +68,7 @@ struct Attributes {
   uint32_t blksize = 4096;
   uint64_t generation = 0;
   storage::Timespec atime, mtime, ctime;
+  storage::Timespec btime;  // creation; statx only
   void ToStat(struct stat* st) const;
 };
 
@@ -114,6 +119,9 @@ struct FsStats {
 struct FilesystemOptions {
   std::string store_dir;
   bool read_only = false;
+  // With read_only: skip the repairs of a mount after a crash (orphan replay,
+  // trimming written blocks past EOF), which write to the store.
+  bool no_recovery = false;
   bool kernel_cache = false;        // false: FOPEN_DIRECT_IO on every open file
   bool atime = true;                // false: noatime
   bool relatime = true;             // atime only if older than mtime/ctime or 1 day
@@ -213,6 +221,13 @@ class Filesystem {
   // root for immutable/append-only.
   absl::StatusOr<uint32_t> GetFlags(uint64_t ino);
   absl::Status SetFlags(const RequestContext& ctx, uint64_t ino, uint32_t flags);
+
+  // FITRIM: gives the free space in the byte range [start, start+len) back to
+  // the store under the data file (hole punches), in runs of at least minlen
+  // bytes; returns the bytes discarded. Root only (EPERM); EROFS read-only;
+  // EINVAL for a start past the end, a len under a block or a minlen over
+  // the size; EOPNOTSUPP if the store cannot discard. fs/posix/trim.cc.
+  absl::StatusOr<uint64_t> Trim(const RequestContext& ctx, uint64_t start, uint64_t len, uint64_t minlen);
 
   // SEEK_SET/CUR/END are the kernel's; this answers SEEK_DATA and SEEK_HOLE.
   absl::StatusOr<uint64_t> Lseek(uint64_t ino, uint64_t fh, uint64_t off, int whence);

@@ -14,7 +14,7 @@
 
 namespace reclaimfs::fs {
 
-bool IsRoot(const RequestContext& ctx) { return ctx.uid == 0; }
+bool IsRoot(const RequestContext& ctx) { return ctx.uid == 0 || ctx.kernel_checked; }
 
 bool InGroup(const RequestContext& ctx, uint32_t gid) {
   return ctx.gid == gid || std::find(ctx.groups.begin(), ctx.groups.end(), gid) != ctx.groups.end();

@@ -15,6 +15,7 @@
 
 namespace reclaimfs::fs {
 
+// Root, or a request whose permissions the kernel has checked (idmapped).
 bool IsRoot(const RequestContext& ctx);
 bool InGroup(const RequestContext& ctx, uint32_t gid);
 bool IsOwnerOrRoot(const RequestContext& ctx, const storage::InodeRecord& rec);

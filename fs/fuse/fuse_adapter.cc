@@ -17,6 +17,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,31 @@ bool RejectLongName(fuse_req_t req, const char* name) {
   if (std::strlen(name) <= kNameMax) return false;
   fuse_reply_err(req, ENAMETOOLONG);
   return true;
+}
+
+// The fs uid and gid of thread `pid` (the fourth field of the Uid: and Gid:
+// lines of its status), or nothing if the thread is gone.
+struct FsIds {
+  uint32_t uid = 0, gid = 0;
+};
+std::optional<FsIds> FsIdsOfThread(uint32_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/task/", pid, "/status"));
+  std::string line;
+  FsIds ids;
+  int found = 0;
+  auto fourth = [](const std::string& rest, uint32_t* out) {
+    std::istringstream fields(rest);
+    uint32_t real, effective, saved, fs;
+    if (!(fields >> real >> effective >> saved >> fs)) return false;
+    *out = fs;
+    return true;
+  };
+  while (found < 2 && std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) == 0 && fourth(line.substr(4), &ids.uid)) ++found;
+    if (line.rfind("Gid:", 0) == 0 && fourth(line.substr(4), &ids.gid)) ++found;
+  }
+  if (found < 2) return std::nullopt;
+  return ids;
 }
 
 // Supplementary groups of thread `pid`, read from /proc as libfuse's
@@ -90,6 +116,14 @@ struct FuseOps {
     ctx.umask = c->umask;
     ctx.kernel_checked = (c->uid == fuse_ext::kInvalidUidGid || c->gid == fuse_ext::kInvalidUidGid) &&
                          Self(req).channel_.allow_idmap_granted();
+    if (ctx.kernel_checked) {
+      // The ids the kernel withheld, from the calling thread; unchanged
+      // (invalid, so no rule takes the caller for root) if it is gone.
+      if (std::optional<FsIds> ids = FsIdsOfThread(ctx.pid)) {
+        ctx.uid = ids->uid;
+        ctx.gid = ids->gid;
+      }
+    }
     // Supplementary groups cost a /proc read; fetch them only where the
     // filesystem decides on group membership (its own permission checks,
     // chown/chmod rules). Otherwise an ACL check fetches them if a group

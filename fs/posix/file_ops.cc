@@ -474,10 +474,10 @@ absl::StatusOr<Attributes> Filesystem::SetAttr(const RequestContext& ctx, uint64
     }
     if (!via_handle && !s.CheckPerm(ctx, rec, W_OK).ok()) return ErrnoStatus(EPERM, "chmod: not the owner");
   }
-  if (req.uid && !IsRoot(ctx) && (ctx.uid != rec.uid || *req.uid != rec.uid)) {
+  if (req.uid && !Privileged(ctx) && (ctx.uid != rec.uid || *req.uid != rec.uid)) {
     return ErrnoStatus(EPERM, "chown: only root may change the owner");
   }
-  if (req.gid && !IsRoot(ctx) && (ctx.uid != rec.uid || (*req.gid != rec.gid && !InGroup(ctx, *req.gid)))) {
+  if (req.gid && !Privileged(ctx) && (ctx.uid != rec.uid || (*req.gid != rec.gid && !InGroup(ctx, *req.gid)))) {
     return ErrnoStatus(EPERM, "chgrp: not the owner or not a member of the group");
   }
   if (req.size) {

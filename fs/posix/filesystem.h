@@ -51,9 +51,12 @@ struct RequestContext {
   // When groups were not fetched up front: fetches them (the ACL check
   // calls it only when a group entry decides).
   std::function<std::vector<uint32_t>()> load_groups;
-  // On an idmapped mount the kernel sends no ids for requests that create
-  // nothing (FUSE_INVALID_UIDGID) and has checked their permissions itself
-  // (default_permissions): our checks then defer to it, as for root.
+  // Once idmapped mounts are allowed, the kernel sends no ids for requests
+  // that create nothing (FUSE_INVALID_UIDGID), on every mount of the
+  // filesystem, and has checked their permissions itself (default_
+  // permissions): the permission checks then pass (Privileged). uid and gid
+  // are then the calling thread's fs ids as /proc shows them, for the rules
+  // that depend on who the caller is (set-gid clearing, root-only FITRIM).
   bool kernel_checked = false;
 };
 

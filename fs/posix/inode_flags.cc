@@ -22,7 +22,7 @@ absl::Status CheckSetFlags(const RequestContext& ctx, const storage::InodeRecord
   if ((flags & ~kSupportedInodeFlags) != 0) return ErrnoStatus(EOPNOTSUPP, "unsupported inode flag");
   if (!IsOwnerOrRoot(ctx, rec)) return ErrnoStatus(EPERM, "inode flags: not the owner");
   const uint32_t changed = flags ^ rec.flags;
-  if ((changed & (FS_IMMUTABLE_FL | FS_APPEND_FL)) != 0 && !IsRoot(ctx)) {
+  if ((changed & (FS_IMMUTABLE_FL | FS_APPEND_FL)) != 0 && !Privileged(ctx)) {
     return ErrnoStatus(EPERM, "only root may change immutable or append-only");
   }
   return absl::OkStatus();

@@ -384,7 +384,7 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
   if (exchange && whiteout) return ErrnoStatus(EINVAL, "RENAME_EXCHANGE with RENAME_WHITEOUT");
   // A whiteout is a device node: creating one takes what mknod of a device
   // takes (the kernel asks for CAP_MKNOD before sending the request).
-  if (whiteout && !IsRoot(ctx)) return ErrnoStatus(EPERM, "RENAME_WHITEOUT needs privilege");
+  if (whiteout && !Privileged(ctx)) return ErrnoStatus(EPERM, "RENAME_WHITEOUT needs privilege");
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   if (name.size() > kNameMax || new_name.size() > kNameMax) return ErrnoStatus(ENAMETOOLONG);
   if (IsDotOrDotDot(name) || IsDotOrDotDot(new_name)) return ErrnoStatus(EBUSY);

@@ -14,19 +14,21 @@
 
 namespace reclaimfs::fs {
 
-bool IsRoot(const RequestContext& ctx) { return ctx.uid == 0 || ctx.kernel_checked; }
+bool IsRoot(const RequestContext& ctx) { return ctx.uid == 0; }
+
+bool Privileged(const RequestContext& ctx) { return IsRoot(ctx) || ctx.kernel_checked; }
 
 bool InGroup(const RequestContext& ctx, uint32_t gid) {
   return ctx.gid == gid || std::find(ctx.groups.begin(), ctx.groups.end(), gid) != ctx.groups.end();
 }
 
 bool IsOwnerOrRoot(const RequestContext& ctx, const storage::InodeRecord& rec) {
-  return IsRoot(ctx) || ctx.uid == rec.uid;
+  return Privileged(ctx) || ctx.uid == rec.uid;
 }
 
 absl::Status CheckAccess(const RequestContext& ctx, const storage::InodeRecord& rec, int mask) {
   mask &= R_OK | W_OK | X_OK;
-  if (mask == 0) return absl::OkStatus();
+  if (mask == 0 || ctx.kernel_checked) return absl::OkStatus();
   if (IsRoot(ctx)) {
     // Root may execute only what someone may execute; directories always.
     if ((mask & X_OK) && !S_ISDIR(rec.mode) && (rec.mode & 0111) == 0) return ErrnoStatus(EACCES);
@@ -106,7 +108,7 @@ absl::Status CheckAccessWithAcl(const RequestContext& ctx, const storage::InodeR
 
 absl::Status CheckSticky(const RequestContext& ctx, const storage::InodeRecord& dir,
                          const storage::InodeRecord& victim) {
-  if ((dir.mode & S_ISVTX) == 0 || IsRoot(ctx)) return absl::OkStatus();
+  if ((dir.mode & S_ISVTX) == 0 || Privileged(ctx)) return absl::OkStatus();
   if (ctx.uid == dir.uid || ctx.uid == victim.uid) return absl::OkStatus();
   return ErrnoStatus(EPERM, "sticky directory");
 }

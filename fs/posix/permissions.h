@@ -15,8 +15,11 @@
 
 namespace reclaimfs::fs {
 
-// Root, or a request whose permissions the kernel has checked (idmapped).
+// The caller is root: for rules about what happens (set-gid kept, ...).
 bool IsRoot(const RequestContext& ctx);
+// The permission checks may pass: root, or a request the kernel has already
+// checked and sent without ids (RequestContext::kernel_checked).
+bool Privileged(const RequestContext& ctx);
 bool InGroup(const RequestContext& ctx, uint32_t gid);
 bool IsOwnerOrRoot(const RequestContext& ctx, const storage::InodeRecord& rec);
 

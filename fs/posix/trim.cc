@@ -29,6 +29,10 @@ absl::StatusOr<uint64_t> Filesystem::Trim(const RequestContext& ctx, uint64_t st
   if (len < bs) return ErrnoStatus(EINVAL, "trim length is under one block");
   if (minlen > size) return ErrnoStatus(EINVAL, "trim minimum length exceeds the filesystem");
   const uint64_t end_byte = len > std::numeric_limits<uint64_t>::max() - start ? size : std::min(size, start + len);
+  // Space freed by deletions counts: queued evictions run, and freed blocks
+  // become allocatable (so trimmable) once their commit is durable.
+  s.ReclaimDeferredSpace();
+  if (absl::Status synced = s.alloc->SyncPendingFrees(); !synced.ok()) return synced;
   uint64_t cursor = start / bs;
   const uint64_t end = end_byte / bs;
   const uint64_t min_blocks = std::max<uint64_t>(1, (minlen + bs - 1) / bs);

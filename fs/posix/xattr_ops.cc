@@ -48,7 +48,7 @@ absl::Status CheckXattrWrite(const RequestContext& ctx, const InodeRecord& rec, 
   switch (ns) {
     case XattrNs::kTrusted:
     case XattrNs::kSecurity:
-      if (!IsRoot(ctx)) return ErrnoStatus(EPERM);
+      if (!Privileged(ctx)) return ErrnoStatus(EPERM);
       return absl::OkStatus();
     case XattrNs::kUser:
       if (!S_ISREG(rec.mode) && !S_ISDIR(rec.mode)) return ErrnoStatus(EPERM);

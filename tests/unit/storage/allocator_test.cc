@@ -2,6 +2,7 @@
 // persists through MetaStore batches.
 #include "storage/allocator.h"
 
+#include <chrono>
 #include <random>
 #include <set>
 #include <thread>
@@ -321,6 +322,73 @@ TEST_F(AllocatorTest, ConcurrentAllocateAndFreeKeepsCounts) {
   ASSERT_TRUE(alloc_.SyncPendingFrees().ok());
   EXPECT_EQ(alloc_.FreeRuns(), (std::vector<BlockRun>{{0, kBlocks}}));
   EXPECT_EQ(PersistedRuns(), (std::vector<BlockRun>{{0, kBlocks}}));
+}
+
+}  // namespace
+}  // namespace reclaimfs::storage
+
+namespace reclaimfs::storage {
+namespace {
+
+class DiscardTest : public AllocatorTest {};
+
+TEST_F(DiscardTest, TakesFreeRunsInRangeLongEnoughAndGivesThemBack) {
+  AllocCommit(kBlocks, 0);
+  FreeCommit({10, 5});    // too short for min 8
+  FreeCommit({100, 50});
+  FreeCommit({300, 200});
+  uint64_t cursor = 0;
+  std::vector<BlockRun> taken = alloc_.TakeForDiscard(&cursor, 400, 8, 1000);
+  // Clipped to the range, short runs skipped.
+  EXPECT_EQ(taken, (std::vector<BlockRun>{{100, 50}, {300, 100}}));
+  EXPECT_EQ(cursor, 400u);
+  // Still free for statfs and reservations, but not allocatable meanwhile.
+  EXPECT_EQ(alloc_.free_blocks(), 255u);
+  EXPECT_EQ(alloc_.FreeRuns(), (std::vector<BlockRun>{{10, 5}, {400, 100}}));
+  alloc_.ReturnDiscarded(taken);
+  EXPECT_EQ(alloc_.FreeRuns(), (std::vector<BlockRun>{{10, 5}, {100, 50}, {300, 200}}));
+  EXPECT_EQ(alloc_.free_blocks(), 255u);
+  // The on-disk map never changed.
+  EXPECT_EQ(alloc_.DiskFreeRuns(), alloc_.FreeRuns());
+}
+
+TEST_F(DiscardTest, ChunksAndLeavesReservedBlocksAlone) {
+  AllocCommit(kBlocks, 0);
+  FreeCommit({0, 100});
+  uint64_t cursor = 0;
+  // At most 30 at a time; the cursor continues where the chunk ended.
+  std::vector<BlockRun> first = alloc_.TakeForDiscard(&cursor, kBlocks, 1, 30);
+  EXPECT_EQ(first, (std::vector<BlockRun>{{0, 30}}));
+  EXPECT_EQ(cursor, 30u);
+  alloc_.ReturnDiscarded(first);
+  // 80 of the 100 free blocks are promised to dirty data: only 20 may go.
+  ASSERT_TRUE(alloc_.Reserve(80).ok());
+  cursor = 0;
+  std::vector<BlockRun> limited = alloc_.TakeForDiscard(&cursor, kBlocks, 1, 1000);
+  EXPECT_EQ(Sum(limited), 20u);
+  // The reservation's writeback still finds its blocks.
+  auto runs = alloc_.Allocate(80, 0, true);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(Sum(*runs), 80u);
+  alloc_.ReturnDiscarded(limited);
+  EXPECT_EQ(alloc_.free_blocks(), 20u);
+}
+
+TEST_F(DiscardTest, AllocateWaitsForBlocksBeingDiscarded) {
+  AllocCommit(kBlocks, 0);
+  FreeCommit({0, 64});
+  uint64_t cursor = 0;
+  std::vector<BlockRun> taken = alloc_.TakeForDiscard(&cursor, kBlocks, 1, 1000);
+  ASSERT_EQ(Sum(taken), 64u);
+  std::thread giver([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    alloc_.ReturnDiscarded(taken);
+  });
+  // Without the wait this would be ENOSPC: every free block is being discarded.
+  auto runs = alloc_.Allocate(16, 0, false);
+  giver.join();
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  EXPECT_EQ(Sum(*runs), 16u);
 }
 
 }  // namespace

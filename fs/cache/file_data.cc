@@ -44,6 +44,7 @@ struct FileData::Impl {
         mm(mm),
         records(records),
         options(options),
+        readahead_bytes(options.readahead_bytes),
         ps(dev->block_size()),
         cache(mm, meta, ps),
         writeback(&cache, meta, alloc, dev, records, options),
@@ -98,6 +99,7 @@ struct FileData::Impl {
   reclaim::MemoryManager* const mm;
   InodeRecordSource* const records;
   const FileDataOptions options;
+  std::atomic<uint64_t> readahead_bytes;  // live-tunable
   const uint32_t ps;
 
   PageCache cache;
@@ -122,7 +124,7 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
   // sequential; keep the next readahead_bytes in flight, topping the window
   // up when half of it has been consumed.
   uint64_t ra_first = 0, ra_end = 0;
-  const uint64_t ra_pages = options.readahead_bytes / ps;
+  const uint64_t ra_pages = readahead_bytes.load(std::memory_order_relaxed) / ps;
   const uint64_t eof_pages = DivUp(file_size, ps);
   {
     std::lock_guard<std::mutex> l(fs->mu);
@@ -807,6 +809,20 @@ absl::Status FileData::Deallocate(uint64_t ino, storage::MetaStore::Batch* batch
   if (s.ok()) d.cache.RemoveFile(ino, fs.get());
   return s;
 }
+
+void FileData::SetTunables(const FileDataOptions& options) {
+  impl_->readahead_bytes.store(options.readahead_bytes, std::memory_order_relaxed);
+  impl_->throttle.SetTunables(options);
+  impl_->writeback.SetTunables(options);
+}
+
+uint64_t FileData::DropCleanPages() {
+  const uint64_t freed = impl_->cache.DropClean();
+  impl_->cache.TrimPool();  // give the freed buffers back to the system
+  return freed;
+}
+
+void FileData::KickWriteback() { impl_->writeback.Kick(); }
 
 std::string FileData::StatsText() const {
   const Impl& d = *impl_;

@@ -1,6 +1,7 @@
 // Non-blocking eviction of idle inode bodies.
 #include "fs/cache/inode_shrinker.h"
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -20,7 +21,7 @@ InodeShrinker::InodeShrinker(InodeCache* cache, FileData* data, EvictQueue* queu
       share_fraction_(share_fraction) {}
 
 uint64_t InodeShrinker::share_bytes() const {
-  const double f = share_fraction_ < 0 ? 0 : share_fraction_;
+  const double f = std::max(0.0, share_fraction_.load(std::memory_order_relaxed));
   return static_cast<uint64_t>(static_cast<double>(budget_->limit()) * f);
 }
 

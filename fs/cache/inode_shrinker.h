@@ -34,6 +34,8 @@ class InodeShrinker : public reclaim::Shrinker {
   // Bytes the cache may hold before the shrinker bites (below it only a
   // desperate pass takes bodies).
   uint64_t share_bytes() const;
+  // Live tuning of the share (a fraction of the budget).
+  void set_share_fraction(double f) { share_fraction_.store(f, std::memory_order_relaxed); }
 
   uint64_t scanned() const { return scanned_.load(std::memory_order_relaxed); }
   uint64_t freed() const { return freed_.load(std::memory_order_relaxed); }
@@ -49,7 +51,7 @@ class InodeShrinker : public reclaim::Shrinker {
   EvictQueue* const queue_;
   DentryInvalidator* const invalidator_;
   reclaim::MemoryBudget* const budget_;
-  const double share_fraction_;
+  std::atomic<double> share_fraction_;
 
   std::atomic<uint64_t> scanned_{0}, freed_{0}, deferred_{0}, busy_{0};
 };

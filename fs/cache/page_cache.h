@@ -195,6 +195,9 @@ class PageCache {
   // Puts an isolated page back on the LRU (if still attached) and drops the
   // caller's reference.
   void PutBack(Page* p);
+  // drop_caches: frees every clean page nobody uses, from both lists, with
+  // try-locks only (dirty, writeback and busy pages stay). Returns pages freed.
+  uint64_t DropClean();
 
   uint64_t pages() const { return nr_pages_.load(std::memory_order_relaxed); }
   uint64_t dirty_pages() const { return nr_dirty_.load(std::memory_order_relaxed); }
@@ -218,6 +221,8 @@ class PageCache {
   // index is taken; returns the page now at `index` with a reference.
   Page* InsertOrGet(FileState* fs, Page* fresh, bool* inserted);
   void LruAddLocked(Page* p);
+  // Isolates the clean idle pages of `list` (lru_mu_ held), as IsolateForReclaim.
+  void IsolateCleanLocked(LruList& list, std::vector<Page*>* out);
   void LruDelLocked(Page* p);
 
   reclaim::MemoryManager* const mm_;

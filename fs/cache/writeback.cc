@@ -78,7 +78,7 @@ struct Writeback::PageSetIo {
 Writeback::Writeback(PageCache* cache, storage::MetaStore* meta, storage::Allocator* alloc,
                      storage::BlockDevice* dev, InodeRecordSource* records,
                      const FileDataOptions& options)
-    : cache_(cache), meta_(meta), alloc_(alloc), dev_(dev), records_(records), options_(options) {}
+    : cache_(cache), meta_(meta), alloc_(alloc), dev_(dev), records_(records), options_(options), live_(options) {}
 
 Writeback::~Writeback() {
   StopController();
@@ -137,12 +137,17 @@ void Writeback::Kick() {
   ctl_cv_.notify_one();
 }
 
+void Writeback::SetTunables(const FileDataOptions& options) {
+  live_.Store(options);
+  Kick();  // look again now: the period or the thresholds may have shrunk
+}
+
 // ---- controller: background and periodic work ---------------------------
 
 void Writeback::ControllerLoop() {
   std::unique_lock<std::mutex> l(ctl_mu_);
   while (!ctl_stop_) {
-    ctl_cv_.wait_for(l, milliseconds(options_.writeback_interval_ms),
+    ctl_cv_.wait_for(l, milliseconds(live_.writeback_interval_ms.load(std::memory_order_relaxed)),
                      [this] { return ctl_stop_ || kicked_; });
     if (ctl_stop_) break;
     const bool kicked = std::exchange(kicked_, false);
@@ -160,11 +165,12 @@ void Writeback::ControllerLoop() {
     const uint64_t limit = cache_->mm()->budget().limit();
     const uint64_t dirty_bytes = cache_->dirty_pages() * cache_->page_size();
     const bool background =
-        kicked || dirty_bytes > static_cast<uint64_t>(options_.dirty_background_ratio * limit);
+        kicked || dirty_bytes > static_cast<uint64_t>(live_.dirty_background_ratio.load() * limit);
     const int64_t now = NowMs();
+    const int64_t expire_ms = live_.dirty_expire_ms.load(std::memory_order_relaxed);
     for (auto& fs : cache_->Files()) {
       if (fs->nr_dirty.load() == 0) continue;
-      const bool expired = now - fs->dirtied_when_ms.load() >= options_.dirty_expire_ms;
+      const bool expired = now - fs->dirtied_when_ms.load() >= expire_ms;
       if (!background && !expired) continue;
       if (fs->wb_queued.exchange(true)) continue;
       const JobKind kind = background ? JobKind::kBackground : JobKind::kPeriodic;

@@ -36,6 +36,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "absl/status/status.h"
+#include "fs/cache/data_tunables.h"
 #include "fs/cache/file_data.h"
 #include "fs/cache/page_cache.h"
 #include "storage/allocator.h"
@@ -75,6 +76,9 @@ class Writeback {
 
   // Asks for background writeback now. Never blocks.
   void Kick();
+  // Live tuning: new dirty ratios, expiry and period take effect at the
+  // controller's next look, which this triggers. Never blocks for long.
+  void SetTunables(const FileDataOptions& options);
   // Pageout work for a dirty page; consumes the caller's reference. Never
   // blocks: safe from a shrinker.
   void QueuePageout(Page* p);
@@ -117,6 +121,7 @@ class Writeback {
   storage::BlockDevice* const dev_;
   InodeRecordSource* const records_;
   const FileDataOptions options_;
+  DataTunables live_;
 
   std::unique_ptr<boost::asio::thread_pool> pool_;
 

@@ -22,6 +22,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -224,6 +225,25 @@ class Filesystem {
   // fault_injection.h; empty clears them). FailedPrecondition unless the
   // filesystem was opened with fault_injection.
   absl::Status SetFaultRules(std::string_view rules);
+
+  // Live tuning (control socket, SIGHUP; the caller serialises calls):
+  // applies the fields of `options` that may change while mounted: the
+  // cache budget and watermarks, the metadata budgets, FileData's tunables
+  // and the inode cache's share. A smaller budget wakes kswapd and the
+  // flushers; the rest of `options` is ignored. Never blocks.
+  void Retune(const FilesystemOptions& options);
+  // Waits at most `bound` until the cache fits its budget (used <= limit),
+  // keeping kswapd and the flushers going; then returns unused buffer
+  // memory to the system. True if it fits.
+  bool WaitWithinBudget(std::chrono::milliseconds bound);
+  // drop_caches: frees clean idle pages and/or idle inode bodies; dirty
+  // data and dirty records stay (a dirty record is queued for writing and
+  // eviction). Never waits for IO.
+  struct DropCounts {
+    uint64_t pages = 0;
+    uint64_t inodes = 0;
+  };
+  DropCounts DropCaches(bool pages, bool inodes);
 
   // Statistics text for the control socket: memory, reclaim, page cache,
   // inode cache, writeback, eviction counters, one "name value" per line.

@@ -1,0 +1,294 @@
+// Operating a running mount: `reclaimfs-ctl set` (validation, remount-only
+// keys, origins; a budget lowered from 256M to 32M under four writers is met
+// within about a second and nothing is lost), SIGHUP with a valid and an
+// invalid file, drop-caches with dirty data present, and the metrics in the
+// Prometheus text format (checked with promtool when it is installed).
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace reclaimfs::itest {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+class LiveTuningTest : public ReclaimfsTest {
+ protected:
+  LiveTuningTest() : ReclaimfsTest(FixtureConfig().Options("cache_budget=256M").Size("2G").Budget(300s)) {}
+
+  RunResult Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), Tools().ctl);
+    return Run(args, 30s);
+  }
+  CtlStats Stats() {
+    RunResult r = Ctl({"stat", mnt()});
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
+    return ParseCtlStats(r.output);
+  }
+  double Stat(const std::string& name) {
+    CtlStats s = Stats();
+    auto it = s.values.find(name);
+    EXPECT_NE(it, s.values.end()) << name;
+    return it == s.values.end() ? -1 : it->second;
+  }
+  std::string ConfigText() {
+    RunResult r = Ctl({"config", mnt()});
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
+    return r.output;
+  }
+};
+
+TEST_F(LiveTuningTest, SetValidatesRefusesRemountKeysAndShowsOrigins) {
+  RunResult r = Ctl({"set", mnt(), "no_such_key=1"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.output.find("unknown key 'no_such_key'"), std::string::npos) << r.output;
+
+  r = Ctl({"set", mnt(), "watermark_low=0.5"});  // above watermark_high
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.output.find("config: watermark_high: must be greater than watermark_low"), std::string::npos)
+      << r.output;
+
+  r = Ctl({"set", mnt(), "request_threads=4"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.output.find("needs a remount"), std::string::npos) << r.output;
+
+  r = Ctl({"set", mnt()});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+
+  // Extra arguments and unknown commands are errors, never ignored.
+  r = Ctl({"config", mnt(), "set", "cache_budget=64M"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.output.find("takes no arguments"), std::string::npos) << r.output;
+  r = Ctl({"stat", mnt(), "extra"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  r = Ctl({"no-such-command", mnt()});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_NE(r.output.find("unknown command"), std::string::npos) << r.output;
+
+  EXPECT_EQ(Stat("budget_limit"), 256.0 * kMiB);  // nothing above changed anything
+  r = Ctl({"set", mnt(), "dirty_ratio=0.3", "readahead=256K", "log_level=debug", "meta_budget=16M"});
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  const std::string config = ConfigText();
+  EXPECT_NE(config.find("cache_budget = 256M  # -o\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("dirty_ratio = 0.3  # live\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("readahead = 256K  # live\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("meta_budget = 16M  # live\n"), std::string::npos) << config;
+  EXPECT_NE(config.find("inode_cache_fraction = 0.25  # default\n"), std::string::npos) << config;
+  EXPECT_EQ(Stat("meta_budget"), 16.0 * kMiB);
+
+  r = Ctl({"set", mnt(), "cache_budget=512M"});  // raised: at once
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(Stat("budget_limit"), 512.0 * kMiB);
+}
+
+// Four writers fill a 256M cache; the budget drops to 32M under them.
+TEST_F(LiveTuningTest, LoweredBudgetIsMetWithinASecondUnderWritersAndNothingIsLost) {
+  constexpr int kWriters = 4;
+  constexpr uint64_t kFileSize = 96 * kMiB;
+  constexpr size_t kBlock = 256 << 10;
+  constexpr uint64_t kSeed = 11;
+  std::atomic<bool> stop = false;
+  std::atomic<uint64_t> written = 0;
+  std::vector<std::thread> writers;
+  std::atomic<int> failures = 0;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      try {
+        UniqueFd fd = Open(Path("f" + std::to_string(w)), O_CREAT | O_RDWR);
+        // Pass after pass over the file, each block's contents fixed by
+        // (writer, block), so the final contents are known.
+        for (int pass = 0; !stop; ++pass) {
+          for (uint64_t off = 0; off < kFileSize && !stop; off += kBlock) {
+            const std::string block = MakeBlock(kSeed + w, off / kBlock, kBlock);
+            PwriteAll(fd.get(), block.data(), block.size(), static_cast<off_t>(off));
+            written += kBlock;
+          }
+          if (pass == 0) fsync(fd.get());
+        }
+      } catch (const std::exception& e) {
+        std::cerr << "writer " << w << ": " << e.what() << "\n";
+        ++failures;
+      }
+    });
+  }
+  // Let the cache fill well past 32M.
+  const auto fill_deadline = std::chrono::steady_clock::now() + 60s;
+  while (Stat("budget_used") < 128.0 * kMiB && std::chrono::steady_clock::now() < fill_deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  const double used_before = Stat("budget_used");
+  const uint64_t rss_before = ProcStatusBytes(daemon_pid(), "VmRSS").value_or(0);
+  EXPECT_GE(used_before, 128.0 * kMiB);
+
+  const auto start = std::chrono::steady_clock::now();
+  RunResult r = Ctl({"set", mnt(), "cache_budget=32M"});
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  std::cout << "set cache_budget=32M under " << kWriters << " writers (used " << used_before / kMiB
+            << " MiB before): " << r.output << "  command took " << ms.count() << " ms\n";
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_NE(r.output.find("within its budget"), std::string::npos) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("after ([0-9]+) ms"))) << r.output;
+  EXPECT_LE(std::stoi(m[1]), 1000) << r.output;
+
+  // It stays met while the writers go on (a page or a few in flight aside).
+  for (int i = 0; i < 10; ++i) {
+    CtlStats s = Stats();
+    EXPECT_EQ(s.values["budget_limit"], 32.0 * kMiB);
+    EXPECT_LE(s.values["budget_used"], 32.0 * kMiB + 1 * kMiB) << "sample " << i;
+    std::this_thread::sleep_for(100ms);
+  }
+  stop = true;
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(failures, 0);
+  const uint64_t rss_after = ProcStatusBytes(daemon_pid(), "VmRSS").value_or(0);
+  std::cout << "daemon VmRSS " << rss_before / kMiB << " MiB before, " << rss_after / kMiB << " MiB after; "
+            << written / kMiB << " MiB written\n";
+  EXPECT_LT(rss_after, rss_before);
+  EXPECT_LT(rss_after, (32 + 32 + 48) * kMiB);  // budgets + fixed overhead
+
+  Remount();
+  for (int w = 0; w < kWriters; ++w) {
+    UniqueFd fd = Open(Path("f" + std::to_string(w)), O_RDONLY);
+    // Whatever pass each block was in, its contents are the same.
+    for (uint64_t off = 0; off < kFileSize; off += kBlock) {
+      const std::string got = ReadAt(fd.get(), kBlock, static_cast<off_t>(off));
+      if (got.size() < kBlock) break;  // the first pass may have been cut short
+      ASSERT_EQ(got, MakeBlock(kSeed + w, off / kBlock, kBlock)) << "writer " << w << " offset " << off;
+    }
+  }
+}
+
+TEST_F(LiveTuningTest, SighupAppliesAValidFileAndAnInvalidOneChangesNothing) {
+  const std::string cfg = dir() + "/reclaimfs.toml";
+  {
+    std::ofstream(cfg) << "cache_budget = \"64M\"\n";
+  }
+  Remount("config=" + cfg);
+  EXPECT_EQ(Stat("budget_limit"), 64.0 * kMiB);
+  auto wait_config = [&](const std::string& needle) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    std::string text;
+    while (std::chrono::steady_clock::now() < deadline) {
+      text = ConfigText();
+      if (text.find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "config never showed '" << needle << "':\n" << text;
+    return false;
+  };
+
+  {
+    std::ofstream(cfg, std::ios::trunc) << "cache_budget = \"48M\"\ndirty_ratio = 0.3\nrequest_threads = 4\n";
+  }
+  ASSERT_EQ(kill(daemon_pid(), SIGHUP), 0);
+  wait_config("cache_budget = 48M  # file\n");
+  EXPECT_EQ(Stat("budget_limit"), 48.0 * kMiB);
+  std::string text = ConfigText();
+  EXPECT_NE(text.find("dirty_ratio = 0.3  # file\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("request_threads = 16  # default, needs a remount\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("kept until a remount: request_threads"), std::string::npos) << text;
+
+  {
+    std::ofstream(cfg, std::ios::trunc) << "cache_budget = \"16M\"\ndirty_ratio = \"lots\"\n";
+  }
+  ASSERT_EQ(kill(daemon_pid(), SIGHUP), 0);
+  wait_config("nothing changed: config: dirty_ratio:");
+  EXPECT_EQ(Stat("budget_limit"), 48.0 * kMiB);
+  EXPECT_TRUE(IsMounted(mnt()));
+  EXPECT_NE(DaemonLog().find("config not reloaded"), std::string::npos);
+  WriteFile(Path("still-works"), "yes");
+  EXPECT_EQ(ReadFile(Path("still-works")), "yes");
+}
+
+TEST_F(LiveTuningTest, DropCachesFreesCleanPagesAndKeepsDirtyData) {
+  // Writeback only on demand, so the dirty file stays dirty.
+  Remount("cache_budget=256M,dirty_expire_ms=600000,writeback_interval_ms=600000,"
+          "dirty_background_ratio=0.5,dirty_ratio=0.6");
+  const std::string clean(8 * kMiB, 'c');
+  WriteFile(Path("clean"), clean);
+  Fsync(Path("clean"));
+  EXPECT_EQ(ReadFile(Path("clean")), clean);
+  std::string dirty = MakeBlock(5, 0, 4 * kMiB);
+  {
+    UniqueFd fd = Open(Path("dirty"), O_CREAT | O_WRONLY | O_TRUNC);
+    PwriteAll(fd.get(), dirty.data(), dirty.size(), 0);
+  }
+  for (int i = 0; i < 20; ++i) {
+    WriteFile(Path("small" + std::to_string(i)), "x");
+    Fsync(Path("small" + std::to_string(i)));
+  }
+  const double dirty_pages = Stat("pagecache_dirty");
+  EXPECT_GE(dirty_pages, 1024);  // 4 MiB of 4 KiB pages
+  EXPECT_GE(Stat("pagecache_pages"), dirty_pages + 1024);
+
+  RunResult r = Ctl({"drop-caches", mnt(), "bogus"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  r = Ctl({"drop-caches", mnt(), "pages", "inodes"});
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+
+  r = Ctl({"drop-caches", mnt(), "pages"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  CtlStats dropped = ParseCtlStats(r.output);
+  EXPECT_GE(dropped.values["dropped_pages"], 2048) << r.output;
+  EXPECT_EQ(dropped.values["dropped_inodes"], 0) << r.output;
+  EXPECT_EQ(Stat("pagecache_dirty"), dirty_pages);
+  EXPECT_LE(Stat("pagecache_pages"), Stat("pagecache_dirty") + Stat("pagecache_writeback") + 16);
+
+  const double bodies = Stat("inode_bodies");
+  r = Ctl({"drop-caches", mnt(), "inodes"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  dropped = ParseCtlStats(r.output);
+  std::cout << "drop-caches inodes: " << r.output << "inode bodies before " << bodies << ", after "
+            << Stat("inode_bodies") << "\n";
+  EXPECT_GE(dropped.values["dropped_inodes"], 1) << r.output;
+  EXPECT_EQ(Stat("pagecache_dirty"), dirty_pages);
+
+  r = Ctl({"drop-caches", mnt()});  // all
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(ReadFile(Path("dirty")), dirty);
+  EXPECT_EQ(ReadFile(Path("clean")), clean);
+  Remount();
+  EXPECT_EQ(ReadFile(Path("dirty")), dirty);
+  EXPECT_EQ(ReadFile(Path("clean")), clean);
+}
+
+TEST_F(LiveTuningTest, MetricsAreValidPrometheusText) {
+  WriteFile(Path("a"), std::string(1 * kMiB, 'a'));
+  EXPECT_EQ(ReadFile(Path("a")).size(), 1 * kMiB);
+  RunResult r = Ctl({"metrics", mnt()});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  const std::string& text = r.output;
+  const std::string label = "{mountpoint=\"" + mnt() + "\"";
+  EXPECT_NE(text.find("# TYPE reclaimfs_budget_limit_bytes gauge\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("reclaimfs_budget_limit_bytes" + label + "} 268435456\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE reclaimfs_pagecache_misses_total counter\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE reclaimfs_direct_stall_seconds histogram\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("reclaimfs_direct_stall_seconds_bucket" + label + ",le=\"+Inf\"}"), std::string::npos);
+  EXPECT_NE(text.find("reclaimfs_dirty_throttle_seconds_sum" + label + "}"), std::string::npos);
+  EXPECT_NE(text.find("reclaimfs_dirty_throttle_seconds_count" + label + "}"), std::string::npos);
+  EXPECT_EQ(Ctl({"metrics", mnt(), "extra"}).exit_code, 1);
+
+  const std::string file = dir() + "/metrics.txt";
+  {
+    std::ofstream(file) << text;
+  }
+  RunResult check =
+      Run({"/bin/sh", "-c", "command -v promtool >/dev/null || exit 77; promtool check metrics < " + file}, 30s);
+  if (check.exit_code == 77) GTEST_SKIP() << "promtool is not installed (Debian: prometheus)";
+  EXPECT_EQ(check.exit_code, 0) << check.Describe();
+}
+
+}  // namespace
+}  // namespace reclaimfs::itest

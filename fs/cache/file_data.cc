@@ -834,6 +834,7 @@ std::string FileData::StatsText() const {
   line("pagecache_writeback", d.cache.writeback_pages());
   line("pagecache_active", d.cache.ActivePages());
   line("pagecache_inactive", d.cache.InactivePages());
+  line("pagecache_pool_bytes", d.cache.pool_bytes());
   line("pagecache_hits", st.hits.load());
   line("pagecache_misses", st.misses.load());
   line("pagecache_readahead_pages", st.readahead_pages.load());

@@ -129,6 +129,9 @@ class PageCache {
   reclaim::MemoryManager* mm() const { return mm_; }
   // Gives wholly free buffer chunks back to the system.
   size_t TrimPool() { return pool_.Trim(); }
+  // Bytes of buffer chunks mapped (resident): the pages in use and the free
+  // slots of chunks not wholly free.
+  uint64_t pool_bytes() const { return pool_.mapped_bytes(); }
 
   // File states.
   std::shared_ptr<FileState> GetFile(uint64_t ino);   // creates if absent

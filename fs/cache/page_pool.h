@@ -37,6 +37,7 @@ class PagePool {
 
   size_t chunks() const;
   size_t slots_in_use() const;
+  uint64_t mapped_bytes() const { return uint64_t{chunks()} * kChunkBytes; }
 
  private:
   static constexpr size_t kChunkBytes = 2u << 20;

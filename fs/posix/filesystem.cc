@@ -542,19 +542,8 @@ Filesystem::DropCounts Filesystem::DropCaches(bool pages, bool inodes) {
   Impl& s = *impl_;
   DropCounts counts;
   if (inodes && s.shrinker) {
-    // The shrinker at the desperate priority takes idle bodies regardless
-    // of the share; each pass looks at a batch, a bounded number of passes.
     reclaim::ScopedReclaimFlags in_reclaim(reclaim::kScopeInReclaim);
-    const uint64_t batches = s.cache->idle_count() / 256 + 2;
-    for (uint64_t i = 0; i < batches; ++i) {
-      reclaim::ShrinkControl sc;
-      sc.nr_to_scan = 256;
-      sc.priority = 0;
-      sc.scope = reclaim::kScopeInReclaim;
-      const reclaim::ShrinkResult r = s.shrinker->Scan(sc);
-      counts.inodes += r.freed;
-      if (r.scanned == 0 || r.freed == 0) break;
-    }
+    counts.inodes = s.shrinker->DropClean();
   }
   // After the inodes: an evicted inode's pages may have gone with it.
   if (pages && s.data) counts.pages = s.data->DropCleanPages();

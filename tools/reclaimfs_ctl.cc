@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "fs/daemon/control_client.h"
 #include "fs/daemon/mount_options.h"
+#include "tools/ctl_top.h"
 
 namespace {
 
@@ -23,7 +24,7 @@ void Usage(const char* program, FILE* out) {
                "usage: %s COMMAND MOUNTPOINT [ARGS...]\n"
                "       %s --socket PATH COMMAND [ARGS...]\n"
                "commands: stat, config, set KEY=VALUE..., drop-caches [pages|inodes|all],\n"
-               "          metrics, ping, help (the daemon lists all)\n",
+               "          metrics, top [-n COUNT], ping, help (the daemon lists all)\n",
                program, program);
 }
 
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
   } else {
     where = *socket;
   }
+  if (command == "top") return reclaimfs::ctl::RunTop(*socket, where, args);
   std::string line = command;
   if (!args.empty()) line += " " + absl::StrJoin(args, " ");
   auto reply = reclaimfs::fs::SendControlCommand(*socket, line);

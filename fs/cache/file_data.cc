@@ -829,6 +829,7 @@ std::string FileData::StatsText() const {
   const PageCacheStats& st = d.cache.stats();
   std::string out;
   auto line = [&](const char* name, uint64_t v) { absl::StrAppendFormat(&out, "%s %d\n", name, v); };
+  line("pagecache_page_size", d.ps);
   line("pagecache_pages", d.cache.pages());
   line("pagecache_dirty", d.cache.dirty_pages());
   line("pagecache_writeback", d.cache.writeback_pages());

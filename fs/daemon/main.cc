@@ -1,7 +1,8 @@
 // reclaimfs: the FUSE daemon. `reclaimfs STORE MOUNTPOINT [-o opts]... [-f] [-d] [-s]`.
 // Startup: parse, load config, (fork), open the filesystem, mount, take over
 // the channel, start the helpers, report ready, serve. Shutdown (unmount,
-// SIGINT/SIGTERM/SIGHUP): stop the helpers, unmount, Filesystem::Shutdown.
+// SIGINT/SIGTERM): stop the helpers, unmount, Filesystem::Shutdown. SIGHUP
+// re-reads the config file (live_config.h).
 #include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>

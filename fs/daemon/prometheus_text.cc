@@ -39,6 +39,7 @@ const std::map<std::string, GaugeSpec, std::less<>>& Gauges() {
       {"host_pressure_some_avg10", {"host_pressure_some_avg10", "Host memory pressure (PSI some avg10, percent)."}},
       {"host_pressure_active", {"host_pressure_active", "1 while host memory pressure holds the budget down."}},
       {"meta_budget", {"meta_budget_bytes", "Metadata store (RocksDB) cache capacity."}},
+      {"pagecache_page_size", {"pagecache_page_size_bytes", "Size of one cache page."}},
       {"pagecache_pages", {"pagecache_pages", "Pages in the page cache."}},
       {"pagecache_dirty", {"pagecache_dirty_pages", "Dirty pages."}},
       {"pagecache_writeback", {"pagecache_writeback_pages", "Pages under writeback."}},

@@ -3,7 +3,10 @@
 // within about a second and nothing is lost), SIGHUP with a valid and an
 // invalid file, drop-caches with dirty data present, and the metrics in the
 // Prometheus text format (checked with promtool when it is installed).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +26,41 @@ namespace reclaimfs::itest {
 namespace {
 
 constexpr uint64_t kMiB = 1 << 20;
+
+// A port nobody listens on now (bound to 0 and closed again).
+uint16_t FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// One HTTP/1.1 request to 127.0.0.1:port; the whole response ("" if the
+// connection fails).
+std::string HttpGet(uint16_t port, const std::string& target) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    const std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buf[65536];
+      for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) response.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return response;
+}
 
 class LiveTuningTest : public ReclaimfsTest {
  protected:
@@ -290,6 +329,120 @@ TEST_F(LiveTuningTest, MetricsAreValidPrometheusText) {
       Run({"/bin/sh", "-c", "command -v promtool >/dev/null || exit 77; promtool check metrics < " + file}, 30s);
   if (check.exit_code == 77) GTEST_SKIP() << "promtool is not installed (Debian: prometheus)";
   EXPECT_EQ(check.exit_code, 0) << check.Describe();
+}
+
+TEST_F(LiveTuningTest, MetricsHttpEndpointServesLoopbackAndBadAddressesStopTheMount) {
+  const uint16_t port = FreePort();
+  Remount("cache_budget=64M,metrics_listen=:" + std::to_string(port));
+  const std::string ok = HttpGet(port, "/metrics");
+  ASSERT_EQ(ok.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << ok;
+  EXPECT_NE(ok.find("Content-Type: text/plain; version=0.0.4"), std::string::npos) << ok;
+  EXPECT_NE(ok.find("reclaimfs_budget_limit_bytes{mountpoint=\"" + mnt() + "\"} 67108864\n"), std::string::npos);
+  EXPECT_NE(DaemonLog().find("metrics on http://127.0.0.1:" + std::to_string(port) + "/metrics"),
+            std::string::npos);
+  const std::string body = ok.substr(ok.find("\r\n\r\n") + 4);
+  const std::string file = dir() + "/scraped.txt";
+  {
+    std::ofstream(file) << body;
+  }
+  RunResult check =
+      Run({"/bin/sh", "-c", "command -v promtool >/dev/null || exit 77; promtool check metrics < " + file}, 30s);
+  if (check.exit_code != 77) EXPECT_EQ(check.exit_code, 0) << check.Describe();
+  const std::string missing = HttpGet(port, "/other");
+  EXPECT_EQ(missing.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << missing;
+
+  // An address that is no IP, and a port someone holds: the mount fails.
+  Unmount();
+  RunResult bad = Run({Tools().reclaimfs, store(), mnt(), "-f", "-o", "metrics_listen=localhost:9100"}, 60s);
+  EXPECT_NE(bad.exit_code, 0) << bad.Describe();
+  EXPECT_NE(bad.output.find("config: metrics_listen: 'localhost:9100': 'localhost' is not an IP address"),
+            std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(IsMounted(mnt()));
+  const int holder = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int one = 1;  // the scrapes above left the port in TIME_WAIT
+  setsockopt(holder, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(holder, 1), 0);
+  RunResult busy =
+      Run({Tools().reclaimfs, store(), mnt(), "-f", "-o", "metrics_listen=127.0.0.1:" + std::to_string(port)}, 60s);
+  close(holder);
+  EXPECT_NE(busy.exit_code, 0) << busy.Describe();
+  EXPECT_NE(busy.output.find("metrics_listen: cannot listen on 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << busy.output;
+  EXPECT_FALSE(IsMounted(mnt()));
+  Mount();
+}
+
+TEST_F(LiveTuningTest, TopPrintsALineASecond) {
+  WriteFile(Path("t"), std::string(4 * kMiB, 't'));
+  RunResult r = Ctl({"top", mnt(), "-n", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  std::istringstream lines(r.output);
+  std::string header, first, second, extra;
+  std::getline(lines, header);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_NE(header.find("used_MiB"), std::string::npos) << r.output;
+  EXPECT_NE(header.find("wr_MiB/s"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::regex_match(first, std::regex("( +[0-9.]+){12}"))) << r.output;
+  EXPECT_TRUE(std::regex_match(second, std::regex("( +[0-9.]+){12}"))) << r.output;
+  EXPECT_FALSE(std::getline(lines, extra)) << r.output;
+  EXPECT_EQ(Ctl({"top", mnt(), "extra"}).exit_code, 1);
+  EXPECT_EQ(Ctl({"top", mnt(), "-n", "0"}).exit_code, 1);
+}
+
+// Host pressure from an injected PSI file: the budget goes down to the
+// floor under pressure and grows back slowly without it.
+TEST_F(LiveTuningTest, HostPressureLowersTheBudgetTowardTheFloorAndGrowsBackSlowly) {
+  const std::string psi = dir() + "/memory.pressure";
+  auto set_pressure = [&](const char* avg10) {
+    std::ofstream(psi, std::ios::trunc) << "some avg10=" << avg10 << " avg60=0.00 avg300=0.00 total=0\n"
+                                        << "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+  };
+  set_pressure("0.00");
+  Remount("cache_budget=128M,host_pressure=on,host_pressure_floor=32M,host_pressure_threshold=10,"
+          "host_pressure_file=" + psi);
+  EXPECT_EQ(Stat("budget_limit"), 128.0 * kMiB);
+  EXPECT_EQ(Stat("host_pressure_active"), 0);
+
+  auto wait_limit = [&](auto pred, std::chrono::seconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    double limit = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      limit = Stat("budget_limit");
+      if (pred(limit)) return limit;
+      std::this_thread::sleep_for(100ms);
+    }
+    return limit;
+  };
+  set_pressure("42.50");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait_limit([](double l) { return l <= 32.0 * kMiB; }, 10s), 32.0 * kMiB);
+  std::cout << "budget 128M -> floor 32M under pressure in "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()
+            << " ms\n";
+  CtlStats s = Stats();
+  EXPECT_EQ(s.values["host_pressure_active"], 1);
+  EXPECT_EQ(s.values["budget_configured"], 128.0 * kMiB);
+  EXPECT_DOUBLE_EQ(s.values["host_pressure_some_avg10"], 42.5);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(Stat("budget_limit"), 32.0 * kMiB);  // not below the floor
+
+  // The floor is live.
+  EXPECT_EQ(Ctl({"set", mnt(), "host_pressure_floor=48M"}).exit_code, 0);
+  EXPECT_EQ(wait_limit([](double l) { return l >= 48.0 * kMiB; }, 5s), 48.0 * kMiB);
+
+  set_pressure("0.00");
+  const double grown = wait_limit([](double l) { return l > 48.0 * kMiB; }, 5s);
+  EXPECT_GT(grown, 48.0 * kMiB);
+  EXPECT_LE(grown, 56.0 * kMiB);  // 1/32 of the budget a second: slowly
+  EXPECT_EQ(Stat("host_pressure_active"), 0);
 }
 
 }  // namespace

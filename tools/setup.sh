@@ -16,7 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   fio attr python3 psmisc procps
-  prometheus
+  prometheus gnuplot-nox
 )
 
 missing=()

@@ -185,7 +185,7 @@ const std::vector<KeySpec>& Specs() {
     v->push_back(Live(FractionKey("dirty_ratio", &Config::dirty_ratio, 0, true, 1, false)));
     v->push_back(Live(UintKey("dirty_expire_ms", &Config::dirty_expire_ms, 1, 24 * 3600 * 1000)));
     v->push_back(Live(UintKey("writeback_interval_ms", &Config::writeback_interval_ms, 1, 3600 * 1000)));
-    v->push_back(UintKey("flusher_threads", &Config::flusher_threads, 1, 64));
+    v->push_back(Live(UintKey("flusher_threads", &Config::flusher_threads, 1, 64)));
     v->push_back(UintKey("uring_queue_depth", &Config::uring_queue_depth, 1, 4096));
     v->push_back(Live(SizeKey("readahead", &Config::readahead, 0, 64 * kMiB)));
 

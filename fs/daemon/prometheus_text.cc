@@ -51,6 +51,7 @@ const std::map<std::string, GaugeSpec, std::less<>>& Gauges() {
       {"inode_body_bytes", {"inode_body_bytes", "Bytes of cached inode bodies."}},
       {"inode_idle_bodies", {"inode_idle_bodies", "Cached inode bodies nobody uses."}},
       {"inode_share_bytes", {"inode_share_bytes", "Budget share the inode cache may hold before it shrinks."}},
+      {"writeback_flusher_threads", {"writeback_flusher_threads", "Flusher threads taking new work."}},
       {"evict_pending", {"evict_pending", "Evictions waiting in the retry queue."}},
       {"inodes", {"inodes", "Inodes in the filesystem."}},
       {"open_handles", {"open_handles", "Open file and directory handles."}},

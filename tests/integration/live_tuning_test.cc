@@ -126,9 +126,21 @@ TEST_F(LiveTuningTest, SetValidatesRefusesRemountKeysAndShowsOrigins) {
   EXPECT_NE(config.find("inode_cache_fraction = 0.25  # default\n"), std::string::npos) << config;
   EXPECT_EQ(Stat("meta_budget"), 16.0 * kMiB);
 
+  // Flushers: a new pool takes the work; data still reaches the disk.
+  for (const char* n : {"1", "4"}) {
+    r = Ctl({"set", mnt(), std::string("flusher_threads=") + n});
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_EQ(Stat("writeback_flusher_threads"), std::stoi(n));
+    WriteFile(Path(std::string("flushed") + n), std::string(2 * kMiB, n[0]));
+    Fsync(Path(std::string("flushed") + n));
+  }
+
   r = Ctl({"set", mnt(), "cache_budget=512M"});  // raised: at once
   EXPECT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(Stat("budget_limit"), 512.0 * kMiB);
+  Remount();
+  EXPECT_EQ(ReadFile(Path("flushed1")), std::string(2 * kMiB, '1'));
+  EXPECT_EQ(ReadFile(Path("flushed4")), std::string(2 * kMiB, '4'));
 }
 
 // Four writers fill a 256M cache; the budget drops to 32M under them.

@@ -78,7 +78,7 @@ TEST_F(LiveConfigTest, RemountKeysAreRefused) {
   LiveConfig live(std::nullopt, {});
   ASSERT_TRUE(live.Load().ok());
   for (const char* word : {"request_threads=4", "shrinker_mode=blocking", "kernel_cache=true",
-                           "uring_queue_depth=8", "flusher_threads=4"}) {
+                           "uring_queue_depth=8", "metrics_listen=:9100", "host_pressure=on"}) {
     absl::Status s = live.Set({word});
     EXPECT_TRUE(absl::IsFailedPrecondition(s)) << word;
     EXPECT_THAT(std::string(s.message()), HasSubstr("needs a remount")) << word;

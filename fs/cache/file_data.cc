@@ -824,6 +824,8 @@ uint64_t FileData::DropCleanPages() {
 
 void FileData::KickWriteback() { impl_->writeback.Kick(); }
 
+void FileData::TrimPool() { impl_->cache.TrimPool(); }
+
 std::string FileData::StatsText() const {
   const Impl& d = *impl_;
   const PageCacheStats& st = d.cache.stats();

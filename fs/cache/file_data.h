@@ -127,6 +127,9 @@ class FileData {
   // Frees every clean, idle page (dirty, writeback and busy pages stay);
   // returns how many. Never waits for IO or a page lock.
   uint64_t DropCleanPages();
+  // Unmaps page-buffer chunks no page uses (after the budget shrank), so
+  // resident memory follows. Never blocks for long.
+  void TrimPool();
   // Asks the flushers to write back all dirty data now. Never blocks.
   void KickWriteback();
 

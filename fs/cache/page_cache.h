@@ -129,9 +129,10 @@ class PageCache {
   reclaim::MemoryManager* mm() const { return mm_; }
   // Gives wholly free buffer chunks back to the system.
   size_t TrimPool() { return pool_.Trim(); }
-  // Bytes of buffer chunks mapped (resident): the pages in use and the free
-  // slots of chunks not wholly free.
-  uint64_t pool_bytes() const { return pool_.mapped_bytes(); }
+  // The same when more than `min_free` free buffers are resident.
+  size_t TrimPoolIfSlack(size_t min_free) { return pool_.TrimIfSlack(min_free); }
+  // Resident bytes of the page buffers: pages in use, free ones not yet trimmed.
+  uint64_t pool_bytes() const { return pool_.resident_bytes(); }
 
   // File states.
   std::shared_ptr<FileState> GetFile(uint64_t ino);   // creates if absent

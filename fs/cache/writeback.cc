@@ -185,6 +185,9 @@ void Writeback::ControllerLoop() {
     }
 
     const uint64_t limit = cache_->mm()->budget().limit();
+    // Free page buffers beyond a quarter of the budget (it shrank: set live,
+    // or capped by host pressure) give their memory back, so RSS follows.
+    cache_->TrimPoolIfSlack(std::max<uint64_t>(limit / 4 / cache_->page_size(), 1024));
     const uint64_t dirty_bytes = cache_->dirty_pages() * cache_->page_size();
     const bool background =
         kicked || dirty_bytes > static_cast<uint64_t>(live_.dirty_background_ratio.load() * limit);

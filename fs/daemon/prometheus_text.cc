@@ -45,7 +45,7 @@ const std::map<std::string, GaugeSpec, std::less<>>& Gauges() {
       {"pagecache_writeback", {"pagecache_writeback_pages", "Pages under writeback."}},
       {"pagecache_active", {"pagecache_active_pages", "Pages on the active LRU list."}},
       {"pagecache_inactive", {"pagecache_inactive_pages", "Pages on the inactive LRU list."}},
-      {"pagecache_pool_bytes", {"pagecache_pool_bytes", "Page buffer memory mapped (pages in use and free slots)."}},
+      {"pagecache_pool_bytes", {"pagecache_pool_bytes", "Resident page buffer memory (pages in use, free buffers not yet returned)."}},
       {"inode_stubs", {"inode_stubs", "Inode stubs (nodes the kernel or the cache refers to)."}},
       {"inode_bodies", {"inode_bodies", "Cached inode bodies."}},
       {"inode_body_bytes", {"inode_body_bytes", "Bytes of cached inode bodies."}},

@@ -534,7 +534,7 @@ bool Filesystem::WaitWithinBudget(std::chrono::milliseconds bound) {
     if (s.data) s.data->KickWriteback();
     mm.progress().WaitFor(gen, std::chrono::milliseconds(10));
   }
-  if (s.data) s.data->DropCleanPages();  // and unmaps the free buffer chunks
+  if (s.data) s.data->TrimPool();
   return fits;
 }
 

@@ -1,7 +1,13 @@
 // HostPressure: reads PSI once a period and moves the budget's cap.
 #include "reclaim/host_pressure.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -42,20 +48,67 @@ absl::StatusOr<double> PsiFileSource::SomeAvg10() {
 
 std::string PsiFileSource::Describe() const { return absl::StrJoin(paths_, ", "); }
 
+PsiFileSource::~PsiFileSource() {
+  for (int fd : trigger_fds_) ::close(fd);
+}
+
+int PsiFileSource::ArmTriggers(double threshold_percent) {
+  constexpr uint64_t kWindowUs = 2'000'000;  // the smallest window every kernel accepts
+  const uint64_t stall_us = std::clamp<uint64_t>(static_cast<uint64_t>(threshold_percent / 100 * kWindowUs),
+                                                 500, kWindowUs - 1);
+  const std::string trigger = absl::StrCat("some ", stall_us, " ", kWindowUs);
+  int armed = 0;
+  for (const std::string& path : paths_) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    // The kernel takes the trigger with its terminating NUL.
+    if (::write(fd, trigger.c_str(), trigger.size() + 1) < 0) {
+      ::close(fd);
+      continue;
+    }
+    trigger_fds_.push_back(fd);
+    ++armed;
+  }
+  return armed;
+}
+
 HostPressure::HostPressure(MemoryBudget* budget, std::unique_ptr<PressureSource> source,
                            HostPressureOptions options)
     : budget_(budget),
       source_(std::move(source)),
       period_(options.period),
       floor_(options.floor_bytes),
-      threshold_(options.threshold) {}
+      threshold_(options.threshold),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-HostPressure::~HostPressure() { Stop(); }
+HostPressure::~HostPressure() {
+  Stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void HostPressure::Sleep() {
+  std::vector<pollfd> fds;
+  if (wake_fd_ >= 0) fds.push_back({wake_fd_, POLLIN, 0});
+  for (int fd : source_->EventFds()) fds.push_back({fd, POLLPRI, 0});
+  if (fds.empty()) {
+    std::this_thread::sleep_for(period_);
+    return;
+  }
+  if (::poll(fds.data(), fds.size(), static_cast<int>(period_.count())) <= 0) return;
+  if (fds[0].revents & POLLIN) {
+    uint64_t n;
+    (void)!::read(wake_fd_, &n, sizeof(n));
+    return;
+  }
+  // A trigger fired: look now, but never more often than every 100 ms,
+  // whatever the kernel's file keeps reporting.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+}
 
 void HostPressure::SetOptions(uint64_t floor_bytes, double threshold) {
   floor_.store(floor_bytes, std::memory_order_relaxed);
   threshold_.store(threshold, std::memory_order_relaxed);
-  wake_.Bump();  // apply now
+  Wake();  // apply now
 }
 
 void HostPressure::Step() {
@@ -105,16 +158,21 @@ void HostPressure::Stop() {
     stop_.store(true);
     t = std::move(thread_);
   }
-  wake_.Bump();
+  Wake();
   if (t.joinable()) t.join();
   if (cap_.exchange(UINT64_MAX) != UINT64_MAX) budget_->SetCap(UINT64_MAX);
 }
 
+void HostPressure::Wake() {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof(one));
+}
+
 void HostPressure::Run() {
   while (!stop_.load()) {
-    const uint32_t seen = wake_.Load();
     Step();
-    wake_.WaitWhileEquals(seen, std::chrono::duration_cast<std::chrono::microseconds>(period_));
+    if (stop_.load()) break;
+    Sleep();
   }
 }
 

@@ -8,8 +8,9 @@
 // by a quarter of the configured budget, not below the floor; below half
 // the threshold it grows by 1/32 of the budget per period (about 30 s from
 // floor to full); in between it holds. The cap goes to MemoryBudget::SetCap,
-// which lowers the limit at once and wakes kswapd. Polled: PSI triggers
-// (poll on a written trigger) would wake it sooner.
+// which lowers the limit at once and wakes kswapd. On the kernel's own PSI
+// files a trigger is armed too (stall of threshold% of a 2 s window), so a
+// pressure spike wakes the governor before its period ends.
 //
 // Owns one thread (Start/Stop on the main thread). Source reads happen only
 // on it; SetOptions and the accessors may be called from any thread.
@@ -26,7 +27,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "reclaim/futex_word.h"
 #include "reclaim/memory_budget.h"
 
 namespace reclaimfs::reclaim {
@@ -37,6 +37,9 @@ class PressureSource {
   virtual ~PressureSource() = default;
   virtual absl::StatusOr<double> SomeAvg10() = 0;
   virtual std::string Describe() const = 0;
+  // Descriptors that become readable with POLLPRI when pressure rises (PSI
+  // triggers); none by default.
+  virtual std::vector<int> EventFds() { return {}; }
 };
 
 // Files in the PSI format ("some avg10=1.23 avg60=... total=..."): the
@@ -44,11 +47,18 @@ class PressureSource {
 class PsiFileSource : public PressureSource {
  public:
   explicit PsiFileSource(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+  ~PsiFileSource() override;
   absl::StatusOr<double> SomeAvg10() override;
   std::string Describe() const override;
+  std::vector<int> EventFds() override { return trigger_fds_; }
+  // Only for the kernel's files (a write to any other file would change
+  // it): arms "some <threshold% of 2 s> 2000000" on each. Returns how many
+  // took; a kernel or sandbox that refuses leaves polling alone.
+  int ArmTriggers(double threshold_percent);
 
  private:
   std::vector<std::string> paths_;
+  std::vector<int> trigger_fds_;
 };
 
 // "some avg10=..." of one PSI text; InvalidArgument if it has none.
@@ -94,10 +104,15 @@ class HostPressure {
   std::atomic<bool> under_pressure_{false};
   std::atomic<uint64_t> shrinks_{0}, grows_{0}, read_errors_{0};
 
+  // Sleeps up to the period, or until a PSI trigger fires or wake_fd_ is
+  // written (Stop, SetOptions).
+  void Sleep();
+  void Wake();
+
   std::mutex thread_mu_;  // Start/Stop
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  FutexWord wake_;
+  int wake_fd_ = -1;  // eventfd
 };
 
 }  // namespace reclaimfs::reclaim

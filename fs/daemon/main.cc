@@ -271,7 +271,9 @@ int Serve(const MountRequest& request, LiveConfig& live) {
       hp.floor_bytes = config.host_pressure_floor;
       hp.threshold = config.host_pressure_threshold;
       auto source = std::make_unique<reclaim::PsiFileSource>(std::move(files));
-      spdlog::info("host_pressure: watching {}", source->Describe());
+      // Triggers only on the kernel's files: writing one is how they are armed.
+      const int armed = config.host_pressure_file.empty() ? source->ArmTriggers(config.host_pressure_threshold) : 0;
+      spdlog::info("host_pressure: watching {} ({} PSI trigger(s) armed)", source->Describe(), armed);
       host_pressure = std::make_unique<reclaim::HostPressure>(&fs->memory().budget(), std::move(source), hp);
       host_pressure->Start();
     }

@@ -459,5 +459,18 @@ TEST_F(LiveTuningTest, HostPressureLowersTheBudgetTowardTheFloorAndGrowsBackSlow
   EXPECT_EQ(Stat("host_pressure_active"), 0);
 }
 
+// The kernel's own files: watched (with a trigger where the kernel allows
+// one); with no pressure on the host the budget stays.
+TEST_F(LiveTuningTest, HostPressureOnTheSystemsPsiFiles) {
+  if (access("/proc/pressure/memory", R_OK) != 0) GTEST_SKIP() << "no PSI on this kernel";
+  Remount("cache_budget=64M,host_pressure=on");
+  EXPECT_NE(DaemonLog().find("host_pressure: watching "), std::string::npos) << DaemonLog();
+  std::this_thread::sleep_for(1500ms);
+  CtlStats s = Stats();
+  EXPECT_EQ(s.values.count("host_pressure_some_avg10"), 1u);
+  EXPECT_EQ(s.values["host_pressure_read_errors"], 0);
+  if (s.values["host_pressure_some_avg10"] < 5) EXPECT_EQ(s.values["budget_limit"], 64.0 * kMiB);
+}
+
 }  // namespace
 }  // namespace reclaimfs::itest

@@ -101,6 +101,31 @@ TEST(HostPressureTest, ThreadRunsSteps) {
   EXPECT_EQ(budget.limit(), 256 * kMiB);
 }
 
+TEST(HostPressureTest, StopAndSetOptionsWakeTheThreadAtOnce) {
+  MemoryBudget budget(256 * kMiB, {});
+  double avg10 = 0;
+  HostPressureOptions o;
+  o.period = std::chrono::seconds(30);
+  HostPressure hp(&budget, std::make_unique<FakeSource>(&avg10), o);
+  hp.Start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // asleep for its period
+  avg10 = 50;
+  hp.SetOptions(64 * kMiB, 10);  // applies now, not in 30 s
+  for (int i = 0; i < 200 && budget.limit() == 256 * kMiB; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(budget.limit(), 192 * kMiB);
+  const auto start = std::chrono::steady_clock::now();
+  hp.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST(HostPressureTest, TriggersOnTheKernelsFile) {
+  PsiFileSource source({"/proc/pressure/memory"});
+  if (!source.SomeAvg10().ok()) GTEST_SKIP() << "no PSI on this kernel";
+  if (source.ArmTriggers(10) == 0) GTEST_SKIP() << "this kernel refuses PSI triggers";
+  EXPECT_EQ(source.EventFds().size(), 1u);
+  EXPECT_TRUE(source.SomeAvg10().ok());  // reading still works with a trigger armed
+}
+
 TEST(PsiParseTest, ReadsSomeAvg10) {
   EXPECT_DOUBLE_EQ(*ParsePsiSomeAvg10("some avg10=1.25 avg60=0.50 avg300=0.10 total=1234\n"
                                       "full avg10=0.75 avg60=0.00 avg300=0.00 total=99\n"),

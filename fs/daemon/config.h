@@ -4,8 +4,8 @@
 // reading the file) so it is unit-tested on its own.
 //
 // Stateless functions over the caller's Config: the main thread at startup,
-// and ConfigText from the control-socket thread (on a Config nobody changes
-// after startup). Only ApplyConfigFile does IO, reading the file.
+// and LiveConfig (live_config.h) on the control-socket and reload threads,
+// each on its own copy. Only ApplyConfigFile does IO, reading the file.
 #pragma once
 
 #include <cstdint>

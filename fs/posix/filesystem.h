@@ -9,7 +9,9 @@
 // kswapd), the caches, FileData, the open handles, and the eviction and
 // dentry-invalidation threads.
 // Threads: the FUSE request threads call any operation concurrently; the
-// control-socket thread calls StatsText and SetFaultRules; SetReadOnly runs
+// control-socket thread calls StatsText, SetFaultRules, DropCaches and
+// WaitWithinBudget, and it or the reload thread calls Retune (one at a
+// time); the metrics HTTP thread calls StatsText; SetReadOnly runs
 // on the mount watcher's thread (or the control-socket thread); Open and
 // Shutdown run on the main thread with no request in flight. Blocking:
 // operations read and commit metadata, may enter bounded direct reclaim and

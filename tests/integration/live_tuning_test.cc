@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <regex>
 #include <sstream>
@@ -354,6 +356,17 @@ TEST_F(LiveTuningTest, MetricsHttpEndpointServesLoopbackAndBadAddressesStopTheMo
   EXPECT_NE(ok.find("reclaimfs_budget_limit_bytes{mountpoint=\"" + mnt() + "\"} 67108864\n"), std::string::npos);
   EXPECT_NE(DaemonLog().find("metrics on http://127.0.0.1:" + std::to_string(port) + "/metrics"),
             std::string::npos);
+  // The socket listens on loopback only: 127.0.0.1 in /proc/net/tcp, state 0A (LISTEN).
+  {
+    char want[32];
+    std::snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A", port);
+    std::ifstream tcp("/proc/net/tcp");
+    std::string table((std::istreambuf_iterator<char>(tcp)), std::istreambuf_iterator<char>());
+    EXPECT_NE(table.find(want), std::string::npos) << want << "\n" << table;
+    char any[32];
+    std::snprintf(any, sizeof(any), "00000000:%04X 00000000:0000 0A", port);
+    EXPECT_EQ(table.find(any), std::string::npos) << table;
+  }
   const std::string body = ok.substr(ok.find("\r\n\r\n") + 4);
   const std::string file = dir() + "/scraped.txt";
   {

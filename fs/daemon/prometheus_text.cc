@@ -137,19 +137,21 @@ std::string PrometheusText(std::string_view stats_text, const reclaim::ReclaimSt
     std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (words.size() != 2) continue;
     const std::string name(words[0]);
-    uint64_t value = 0;
-    if (!absl::SimpleAtoi(words[1], &value) || IsHistogramSummary(name) || !seen.insert(name).second) continue;
+    // Integers print as they are; a few gauges are decimal (PSI averages).
+    const std::string text(words[1]);
+    double number = 0;
+    if (!absl::SimpleAtod(text, &number) || IsHistogramSummary(name) || !seen.insert(name).second) continue;
     if (auto it = Gauges().find(name); it != Gauges().end()) {
       w.Family(it->second.exported, "gauge", it->second.help);
-      w.Sample(it->second.exported, absl::StrCat(value));
+      w.Sample(it->second.exported, text);
     } else if (absl::EndsWith(name, "_us")) {
       const std::string exported = absl::StrCat(name.substr(0, name.size() - 3), "_seconds_total");
       w.Family(exported, "counter", absl::StrCat("Total of ", name, " (reclaimfs-ctl stat), in seconds."));
-      w.Sample(exported, Seconds(value));
+      w.Sample(exported, absl::StrFormat("%.6f", number / 1e6));
     } else {
       const std::string exported = absl::StrCat(name, "_total");
       w.Family(exported, "counter", absl::StrCat("Count of ", name, " (reclaimfs-ctl stat)."));
-      w.Sample(exported, absl::StrCat(value));
+      w.Sample(exported, text);
     }
   }
   for (const HistogramSpec& h : kHistograms) {

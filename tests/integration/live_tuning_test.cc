@@ -460,6 +460,12 @@ TEST_F(LiveTuningTest, HostPressureLowersTheBudgetTowardTheFloorAndGrowsBackSlow
   EXPECT_DOUBLE_EQ(s.values["host_pressure_some_avg10"], 42.5);
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(Stat("budget_limit"), 32.0 * kMiB);  // not below the floor
+  RunResult metrics = Ctl({"metrics", mnt()});
+  EXPECT_NE(metrics.output.find("reclaimfs_host_pressure_some_avg10{mountpoint=\"" + mnt() + "\"} 42.50\n"),
+            std::string::npos)
+      << metrics.output;
+  EXPECT_NE(metrics.output.find("reclaimfs_budget_configured_bytes{mountpoint=\"" + mnt() + "\"} 134217728\n"),
+            std::string::npos);
 
   // The floor is live.
   EXPECT_EQ(Ctl({"set", mnt(), "host_pressure_floor=48M"}).exit_code, 0);

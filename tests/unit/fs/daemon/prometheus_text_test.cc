@@ -18,7 +18,7 @@ TEST(PrometheusTextTest, CountersGaugesAndHistograms) {
   reclaim::ReclaimStats stats;
   for (uint64_t us : {1, 5, 100, 1'000'000}) stats.direct_stall_us.Record(us);
   const std::string text = PrometheusText(
-      "budget_limit 1048576\npagecache_hits 7\nwriteback_throttle_us 2500000\n"
+      "budget_limit 1048576\npagecache_hits 7\nwriteback_throttle_us 2500000\nhost_pressure_some_avg10 42.50\n"
       "direct_stall_us_count 4\ndirect_stall_us_p99 1000\nnot a stat line\n",
       stats, "/mnt/r");
   EXPECT_THAT(text, HasSubstr("# TYPE reclaimfs_budget_limit_bytes gauge\n"
@@ -26,6 +26,7 @@ TEST(PrometheusTextTest, CountersGaugesAndHistograms) {
   EXPECT_THAT(text, HasSubstr("# TYPE reclaimfs_pagecache_hits_total counter\n"
                               "reclaimfs_pagecache_hits_total{mountpoint=\"/mnt/r\"} 7\n"));
   EXPECT_THAT(text, HasSubstr("reclaimfs_writeback_throttle_seconds_total{mountpoint=\"/mnt/r\"} 2.500000\n"));
+  EXPECT_THAT(text, HasSubstr("reclaimfs_host_pressure_some_avg10{mountpoint=\"/mnt/r\"} 42.50\n"));
   EXPECT_THAT(text, Not(HasSubstr("direct_stall_us_p99")));
   EXPECT_THAT(text, Not(HasSubstr("reclaimfs_direct_stall_us_count")));
   EXPECT_THAT(text, HasSubstr("# TYPE reclaimfs_direct_stall_seconds histogram\n"));

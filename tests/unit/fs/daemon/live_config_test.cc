@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 class LiveConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/live_config_test.XXXXXX";
+    char tmpl[] = "/tmp/reclaimfs-config-test.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     path_ = dir_ + "/reclaimfs.toml";

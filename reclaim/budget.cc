@@ -37,7 +37,7 @@ uint64_t Fraction(uint64_t limit, double f) {
 }  // namespace
 
 MemoryBudget::MemoryBudget(uint64_t limit_bytes, WatermarkFractions fractions)
-    : limit_(limit_bytes) {
+    : limit_(limit_bytes), configured_(limit_bytes) {
   const WatermarkFractions f = Sanitize(fractions);
   frac_min_.store(f.min);
   frac_low_.store(f.low);
@@ -192,7 +192,20 @@ void MemoryBudget::Uncharge(uint64_t bytes) {
 }
 
 void MemoryBudget::SetLimit(uint64_t limit_bytes) {
-  limit_.store(limit_bytes, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> l(limit_mu_);
+    configured_.store(limit_bytes, std::memory_order_relaxed);
+    limit_.store(std::min(limit_bytes, cap_.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+  }
+  WakeIfBelowLow();
+}
+
+void MemoryBudget::SetCap(uint64_t cap_bytes) {
+  {
+    std::lock_guard<std::mutex> l(limit_mu_);
+    cap_.store(cap_bytes, std::memory_order_relaxed);
+    limit_.store(std::min(configured_.load(std::memory_order_relaxed), cap_bytes), std::memory_order_relaxed);
+  }
   WakeIfBelowLow();
 }
 

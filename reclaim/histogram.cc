@@ -40,6 +40,7 @@ void LatencyHistogram::Record(uint64_t micros) {
   if (b >= kBuckets) b = kBuckets - 1;  // overflow bucket; Max stays exact
   buckets_[b].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(micros, std::memory_order_relaxed);
   uint64_t m = max_.load(std::memory_order_relaxed);
   while (micros > m &&
          !max_.compare_exchange_weak(m, micros, std::memory_order_relaxed)) {
@@ -87,6 +88,31 @@ void LatencyHistogram::Reset() {
   for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
   count_.store(0, std::memory_order_relaxed);
   max_.store(0, std::memory_order_relaxed);
+  sum_.store(0, std::memory_order_relaxed);
+}
+
+LatencyHistogram::Cumulative LatencyHistogram::Snapshot(int stride) const {
+  if (stride < 1) stride = 1;
+  Cumulative c;
+  c.sum_us = sum_.load(std::memory_order_relaxed);
+  uint64_t seen = 0;
+  // Bucket b < kSub holds the value b; above, the last sub-bucket of the
+  // power 2^e ends at 2^(e+1) - 1: bounds 2^1 - 1, then every stride-th.
+  int next_power = 1;
+  for (int b = 0; b < kBuckets; ++b) {
+    seen += buckets_[b].load(std::memory_order_relaxed);
+    if (b == kBuckets - 1) break;
+    const uint64_t ub = UpperBound(b);
+    if (ub == (uint64_t{1} << next_power) - 1) {
+      c.upper_us.push_back(ub);
+      c.counts.push_back(seen);
+      next_power += stride;
+    }
+  }
+  c.upper_us.push_back(UINT64_MAX);
+  c.counts.push_back(seen);
+  c.count = seen;
+  return c;
 }
 
 std::string LatencyHistogram::Summary() const {

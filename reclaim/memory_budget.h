@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include "absl/status/status.h"
 #include "reclaim/stats.h"
@@ -67,8 +68,12 @@ class MemoryBudget {
   bool BelowLow() const { return free() < watermarks().low; }
   bool BelowHigh() const { return free() < watermarks().high; }
 
-  // Live tuning.
+  // Live tuning. The limit in effect is the configured one (SetLimit), or
+  // the cap when that is lower (SetCap; host pressure). Either setter wakes
+  // kswapd if free budget falls below low.
   void SetLimit(uint64_t limit_bytes);
+  void SetCap(uint64_t cap_bytes);  // UINT64_MAX: no cap
+  uint64_t configured_limit() const { return configured_.load(std::memory_order_relaxed); }
   void SetFractions(WatermarkFractions fractions);
   void set_max_direct_attempts(int n) { max_direct_attempts_ = n; }
 
@@ -88,7 +93,10 @@ class MemoryBudget {
   void CountFailure();
   void WakeIfBelowLow();
 
-  std::atomic<uint64_t> limit_;
+  std::atomic<uint64_t> limit_;       // min(configured_, cap_): what charges see
+  std::atomic<uint64_t> configured_;
+  std::atomic<uint64_t> cap_{UINT64_MAX};
+  std::mutex limit_mu_;  // serialises the two setters (never taken by charges)
   std::atomic<uint64_t> used_{0};
   std::atomic<uint64_t> peak_{0};
   std::atomic<double> frac_min_, frac_low_, frac_high_;

@@ -24,6 +24,7 @@ std::string MemoryManager::StatsText() const {
   const Watermarks w = budget_.watermarks();
   std::string out;
   absl::StrAppendFormat(&out, "budget_limit %d\n", budget_.limit());
+  absl::StrAppendFormat(&out, "budget_configured %d\n", budget_.configured_limit());
   absl::StrAppendFormat(&out, "budget_used %d\n", budget_.used());
   absl::StrAppendFormat(&out, "budget_free %d\n", budget_.free());
   absl::StrAppendFormat(&out, "budget_peak_used %d\n", budget_.peak_used());

@@ -579,4 +579,11 @@ uint64_t MetaStore::ApproximateMemoryUsage() {
   return s_->cache->GetUsage() + beyond + readers;
 }
 
+void MetaStore::SetMemoryBudget(uint64_t block_cache_bytes, uint64_t memtable_bytes) {
+  s_->write_buffers->SetBufferSize(memtable_bytes);
+  s_->cache->SetCapacity(block_cache_bytes + memtable_bytes);
+}
+
+uint64_t MetaStore::memory_capacity() const { return s_->cache->GetCapacity(); }
+
 }  // namespace reclaimfs::storage

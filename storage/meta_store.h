@@ -129,6 +129,11 @@ class MetaStore {
 
   // Approximate memory used by RocksDB (block cache + memtables + readers).
   uint64_t ApproximateMemoryUsage();
+  // Live tuning of MetaOptions' two budgets: the write buffer manager's
+  // size, then the shared cache's capacity (a smaller cache evicts at once;
+  // memtables over the new size are flushed by RocksDB's own threads).
+  void SetMemoryBudget(uint64_t block_cache_bytes, uint64_t memtable_bytes);
+  uint64_t memory_capacity() const;  // the shared cache's capacity
 
  private:
   MetaStore();

@@ -30,6 +30,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/bench_plots.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -47,6 +49,8 @@ struct Config {
   std::string extra_options;
   bool dump_stats = false;
   unsigned rounds = 5;
+  std::string csv_dir;  // samples and pictures go here when set
+  bool plot = false;
   // Dirty limits well above the daemon's defaults, so reclaim meets dirty
   // pages (the case the two shrinker modes differ in) and not only the
   // flushers do.
@@ -123,6 +127,11 @@ uint64_t VmHwm(pid_t pid) {
   return 0;
 }
 
+double Get(const Stats& s, const std::string& k) {
+  auto it = s.find(k);
+  return it == s.end() ? 0 : it->second;
+}
+
 Stats ParseStats(const std::string& text) {
   Stats s;
   std::istringstream in(text);
@@ -180,7 +189,7 @@ void StopDaemon(pid_t daemon, const std::string& mnt) {
   }
 }
 
-Result RunMode(const Config& cfg, const std::string& mode) {
+Result RunMode(const Config& cfg, const std::string& mode, unsigned round) {
   Result r;
   r.mode = mode;
   char tmpl[] = "/tmp/reclaimfs-bench-XXXXXX";
@@ -215,7 +224,7 @@ Result RunMode(const Config& cfg, const std::string& mode) {
     std::vector<std::thread> fill;
     for (unsigned f = 0; f < nfiles; ++f) {
       fill.emplace_back([&, f] {
-        int fd = open((mnt + "/f" + std::to_string(f)).c_str(), O_CREAT | O_WRONLY, 0644);
+        int fd = open((mnt + "/f" + std::to_string(f)).c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
         std::vector<char> buf(1 << 20);
         for (uint64_t off = 0; off < file_size; off += buf.size()) {
           Fill(buf.data(), buf.size(), f * 1000003 + off);
@@ -242,7 +251,7 @@ Result RunMode(const Config& cfg, const std::string& mode) {
     std::mt19937_64 rng(id * 7919 + (writer ? 1 : 0));
     std::vector<int> fds;
     for (unsigned f = 0; f < nfiles; ++f) {
-      fds.push_back(open((mnt + "/f" + std::to_string(f)).c_str(), writer ? O_WRONLY : O_RDONLY));
+      fds.push_back(open((mnt + "/f" + std::to_string(f)).c_str(), (writer ? O_WRONLY : O_RDONLY) | O_CLOEXEC));
     }
     std::vector<char> buf(cfg.io_size);
     Fill(buf.data(), buf.size(), id);
@@ -259,7 +268,35 @@ Result RunMode(const Config& cfg, const std::string& mode) {
   for (unsigned i = 0; i < cfg.readers; ++i) workers.emplace_back(worker, i, false);
   for (unsigned i = 0; i < cfg.writers; ++i) workers.emplace_back(worker, 100 + i, true);
   auto start = Clock::now();
-  std::this_thread::sleep_for(std::chrono::seconds(cfg.seconds));
+  std::vector<reclaimfs::bench::TimelineSample> timeline;
+  if (cfg.csv_dir.empty()) {
+    std::this_thread::sleep_for(std::chrono::seconds(cfg.seconds));
+  } else {
+    // A sample every 200 ms: the daemon's counters and our byte counts.
+    uint64_t last_read = 0, last_write = 0;
+    auto last = start;
+    const auto end = start + std::chrono::seconds(cfg.seconds);
+    while (Clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      const Stats s = ParseStats(Capture(cfg.ctl + " stat " + mnt + " 2>/dev/null"));
+      const auto now = Clock::now();
+      const double dt = std::chrono::duration<double>(now - last).count();
+      const double page = Get(s, "pagecache_page_size") > 0 ? Get(s, "pagecache_page_size") : 4096;
+      const uint64_t rd = read_bytes.load(), wr = write_bytes.load();
+      reclaimfs::bench::TimelineSample t;
+      t.t = std::chrono::duration<double>(now - start).count();
+      t.used_mib = Get(s, "budget_used") / (1 << 20);
+      t.limit_mib = Get(s, "budget_limit") / (1 << 20);
+      t.dirty_mib = Get(s, "pagecache_dirty") * page / (1 << 20);
+      t.writeback_mib = Get(s, "pagecache_writeback") * page / (1 << 20);
+      t.read_mibps = (rd - last_read) / dt / (1 << 20);
+      t.write_mibps = (wr - last_write) / dt / (1 << 20);
+      timeline.push_back(t);
+      last_read = rd;
+      last_write = wr;
+      last = now;
+    }
+  }
   stop = true;
   for (auto& t : workers) t.join();
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
@@ -267,16 +304,17 @@ Result RunMode(const Config& cfg, const std::string& mode) {
   r.write_mbps = write_bytes / secs / (1 << 20);
 
   r.stats = ParseStats(Capture(cfg.ctl + " stat " + mnt + " 2>/dev/null"));
+  if (!cfg.csv_dir.empty()) {
+    const std::string suffix = mode + "-r" + std::to_string(round) + ".csv";
+    reclaimfs::bench::WriteTimeline(cfg.csv_dir + "/timeline-" + suffix, timeline);
+    reclaimfs::bench::WriteHistogram(cfg.csv_dir + "/stall-" + suffix,
+                                     Capture(cfg.ctl + " metrics " + mnt + " 2>/dev/null"), "direct_stall_seconds");
+  }
   r.vm_hwm = VmHwm(daemon);
   StopDaemon(daemon, mnt);
   std::filesystem::remove_all(dir);
   r.ok = !r.stats.empty();
   return r;
-}
-
-double Get(const Stats& s, const std::string& k) {
-  auto it = s.find(k);
-  return it == s.end() ? 0 : it->second;
 }
 
 // Percent of the objects reclaim freed that kswapd freed.
@@ -383,10 +421,17 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", cfg.rounds, "runs of each mode, alternating; the summary takes medians")
       ->check(CLI::Range(1u, 100u));
   app.add_flag("--dump-stats", cfg.dump_stats, "also print every daemon counter of each mode");
+  app.add_option("--csv", cfg.csv_dir, "write samples (timeline, stall histogram) of each run as CSV here");
+  app.add_flag("--plot", cfg.plot, "draw the CSVs of round 1 with gnuplot (needs --csv)");
   app.add_option("--reclaimfs", cfg.reclaimfs);
   app.add_option("--mkfs", cfg.mkfs);
   app.add_option("--ctl", cfg.ctl);
   CLI11_PARSE(app, argc, argv);
+  if (cfg.plot && cfg.csv_dir.empty()) {
+    std::fprintf(stderr, "--plot needs --csv DIR\n");
+    return 1;
+  }
+  if (!cfg.csv_dir.empty()) std::filesystem::create_directories(cfg.csv_dir);
   cfg.budget = ParseSize(budget);
   cfg.meta_budget = ParseSize(meta);
   cfg.io_size = ParseSize(io);
@@ -400,7 +445,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::vector<Result>> by_mode;
   for (unsigned round = 1; round <= cfg.rounds; ++round) {
     for (const auto& mode : cfg.modes) {
-      Result r = RunMode(cfg, mode);
+      Result r = RunMode(cfg, mode, round);
       if (!r.ok) {
         std::fprintf(stderr, "mode %s: no results\n", mode.c_str());
         return 1;
@@ -431,5 +476,6 @@ int main(int argc, char** argv) {
     std::printf("  throughput        %s is %.2fx of %s\n", cfg.modes[0].c_str(), ratio(a.total_mbps, b.total_mbps),
                 cfg.modes[1].c_str());
   }
+  if (cfg.plot && !reclaimfs::bench::Plot(cfg.csv_dir, cfg.modes)) return 1;
   return 0;
 }

@@ -1,8 +1,10 @@
 // reclaimfs-ctl: talks to a running reclaimfs daemon over its control socket.
 //   reclaimfs-ctl COMMAND MOUNTPOINT [ARGS...]
 //   reclaimfs-ctl --socket PATH COMMAND [ARGS...]
-// Commands are the daemon's (stat, ping, config, help, ...); the reply is
-// printed as is. Exit 1 if no daemon serves the mount point.
+// Commands are the daemon's (stat, config, set, drop-caches, metrics, help,
+// ...); the reply is printed as is. Exit 1 if no daemon serves the mount
+// point, or if the daemon answers with an error (an unknown command, a bad
+// or extra argument).
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -13,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "fs/daemon/control_client.h"
 #include "fs/daemon/mount_options.h"
+#include "tools/ctl_top.h"
 
 namespace {
 
@@ -20,7 +23,8 @@ void Usage(const char* program, FILE* out) {
   std::fprintf(out,
                "usage: %s COMMAND MOUNTPOINT [ARGS...]\n"
                "       %s --socket PATH COMMAND [ARGS...]\n"
-               "commands: stat, ping, config, help (the daemon lists all)\n",
+               "commands: stat, config, set KEY=VALUE..., drop-caches [pages|inodes|all],\n"
+               "          metrics, top [-n COUNT], ping, help (the daemon lists all)\n",
                program, program);
 }
 
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
   } else {
     where = *socket;
   }
+  if (command == "top") return reclaimfs::ctl::RunTop(*socket, where, args);
   std::string line = command;
   if (!args.empty()) line += " " + absl::StrJoin(args, " ");
   auto reply = reclaimfs::fs::SendControlCommand(*socket, line);

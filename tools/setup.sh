@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   fio attr python3 psmisc procps
+  prometheus gnuplot-nox
 )
 
 missing=()

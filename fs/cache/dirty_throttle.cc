@@ -22,7 +22,7 @@ int64_t NowUs() {
 
 DirtyThrottle::Limits DirtyThrottle::LimitsFor(uint64_t budget) const {
   Limits l;
-  l.start = static_cast<uint64_t>(options_.dirty_ratio * budget);
+  l.start = static_cast<uint64_t>(live_.dirty_ratio.load(std::memory_order_relaxed) * budget);
   // Halfway from start to the budget, at most twice start: the curve gets
   // steep well before dirty pages could crowd out everything else.
   const uint64_t rest = budget > l.start ? budget - l.start : 0;
@@ -45,7 +45,7 @@ void DirtyThrottle::Balance() {
   // Pages under writeback hold memory too (Linux counts them as well).
   auto dirty_now = [&] { return (cache_->dirty_pages() + cache_->writeback_pages()) * ps; };
   const uint64_t budget = mm->budget().limit();
-  if (dirty_now() > static_cast<uint64_t>(options_.dirty_background_ratio * budget)) writeback_->Kick();
+  if (dirty_now() > static_cast<uint64_t>(live_.dirty_background_ratio.load() * budget)) writeback_->Kick();
   uint64_t delay = DelayMicros(dirty_now(), budget);
   if (delay == 0) return;
 

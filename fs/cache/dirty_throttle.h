@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "fs/cache/data_tunables.h"
 #include "fs/cache/file_data.h"
 #include "fs/cache/page_cache.h"
 #include "fs/cache/writeback.h"
@@ -27,10 +28,12 @@ namespace reclaimfs::fs {
 class DirtyThrottle {
  public:
   DirtyThrottle(PageCache* cache, Writeback* writeback, const FileDataOptions& options)
-      : cache_(cache), writeback_(writeback), options_(options) {}
+      : cache_(cache), writeback_(writeback), options_(options), live_(options) {}
 
   // Called after a write dirtied pages, with no FileData locks held.
   void Balance();
+  // Live tuning of the dirty ratios.
+  void SetTunables(const FileDataOptions& options) { live_.Store(options); }
 
   // The delay for `dirty` bytes, in microseconds (0: no pause). Exposed for tests.
   uint64_t DelayMicros(uint64_t dirty, uint64_t budget) const;
@@ -48,6 +51,7 @@ class DirtyThrottle {
   PageCache* const cache_;
   Writeback* const writeback_;
   const FileDataOptions options_;
+  DataTunables live_;
 
   std::mutex mu_;
   int64_t last_due_us_ = 0;  // when the previous paused writer was due

@@ -44,6 +44,7 @@ struct FileData::Impl {
         mm(mm),
         records(records),
         options(options),
+        readahead_bytes(options.readahead_bytes),
         ps(dev->block_size()),
         cache(mm, meta, ps),
         writeback(&cache, meta, alloc, dev, records, options),
@@ -98,6 +99,7 @@ struct FileData::Impl {
   reclaim::MemoryManager* const mm;
   InodeRecordSource* const records;
   const FileDataOptions options;
+  std::atomic<uint64_t> readahead_bytes;  // live-tunable
   const uint32_t ps;
 
   PageCache cache;
@@ -122,7 +124,7 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
   // sequential; keep the next readahead_bytes in flight, topping the window
   // up when half of it has been consumed.
   uint64_t ra_first = 0, ra_end = 0;
-  const uint64_t ra_pages = options.readahead_bytes / ps;
+  const uint64_t ra_pages = readahead_bytes.load(std::memory_order_relaxed) / ps;
   const uint64_t eof_pages = DivUp(file_size, ps);
   {
     std::lock_guard<std::mutex> l(fs->mu);
@@ -808,16 +810,34 @@ absl::Status FileData::Deallocate(uint64_t ino, storage::MetaStore::Batch* batch
   return s;
 }
 
+void FileData::SetTunables(const FileDataOptions& options) {
+  impl_->readahead_bytes.store(options.readahead_bytes, std::memory_order_relaxed);
+  impl_->throttle.SetTunables(options);
+  impl_->writeback.SetTunables(options);
+}
+
+uint64_t FileData::DropCleanPages() {
+  const uint64_t freed = impl_->cache.DropClean();
+  impl_->cache.TrimPool();  // give the freed buffers back to the system
+  return freed;
+}
+
+void FileData::KickWriteback() { impl_->writeback.Kick(); }
+
+void FileData::TrimPool() { impl_->cache.TrimPool(); }
+
 std::string FileData::StatsText() const {
   const Impl& d = *impl_;
   const PageCacheStats& st = d.cache.stats();
   std::string out;
   auto line = [&](const char* name, uint64_t v) { absl::StrAppendFormat(&out, "%s %d\n", name, v); };
+  line("pagecache_page_size", d.ps);
   line("pagecache_pages", d.cache.pages());
   line("pagecache_dirty", d.cache.dirty_pages());
   line("pagecache_writeback", d.cache.writeback_pages());
   line("pagecache_active", d.cache.ActivePages());
   line("pagecache_inactive", d.cache.InactivePages());
+  line("pagecache_pool_bytes", d.cache.pool_bytes());
   line("pagecache_hits", st.hits.load());
   line("pagecache_misses", st.misses.load());
   line("pagecache_readahead_pages", st.readahead_pages.load());

@@ -121,6 +121,18 @@ class FileData {
   // inside that commit's prepare step. The caller must not commit it again.
   absl::Status Deallocate(uint64_t ino, storage::MetaStore::Batch* batch);
 
+  // Live tuning: dirty ratios, expiry, writeback period and readahead of
+  // `options` take effect now (the other fields are ignored). Never blocks.
+  void SetTunables(const FileDataOptions& options);
+  // Frees every clean, idle page (dirty, writeback and busy pages stay);
+  // returns how many. Never waits for IO or a page lock.
+  uint64_t DropCleanPages();
+  // Unmaps page-buffer chunks no page uses (after the budget shrank), so
+  // resident memory follows. Never blocks for long.
+  void TrimPool();
+  // Asks the flushers to write back all dirty data now. Never blocks.
+  void KickWriteback();
+
   // Text "name value" lines: cache pages, dirty, writeback, hits, misses...
   std::string StatsText() const;
   uint64_t page_size() const;

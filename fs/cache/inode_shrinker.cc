@@ -1,6 +1,7 @@
 // Non-blocking eviction of idle inode bodies.
 #include "fs/cache/inode_shrinker.h"
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -20,7 +21,7 @@ InodeShrinker::InodeShrinker(InodeCache* cache, FileData* data, EvictQueue* queu
       share_fraction_(share_fraction) {}
 
 uint64_t InodeShrinker::share_bytes() const {
-  const double f = share_fraction_ < 0 ? 0 : share_fraction_;
+  const double f = std::max(0.0, share_fraction_.load(std::memory_order_relaxed));
   return static_cast<uint64_t>(static_cast<double>(budget_->limit()) * f);
 }
 
@@ -33,7 +34,23 @@ reclaim::ShrinkResult InodeShrinker::Scan(const reclaim::ShrinkControl& sc) {
     result.hint = reclaim::ShrinkHint::kStop;
     return result;
   }
-  std::vector<InodeRef> batch = cache_->IsolateIdle(sc.nr_to_scan);
+  return EvictIdle(sc.nr_to_scan, over_share, /*defer=*/true);
+}
+
+uint64_t InodeShrinker::DropClean() {
+  uint64_t freed = 0;
+  const uint64_t batches = cache_->idle_count() / 256 + 2;  // each inode looked at about once
+  for (uint64_t i = 0; i < batches; ++i) {
+    const reclaim::ShrinkResult r = EvictIdle(256, /*over_share=*/false, /*defer=*/false);
+    freed += r.freed;
+    if (r.scanned == 0 || r.freed == 0) break;
+  }
+  return freed;
+}
+
+reclaim::ShrinkResult InodeShrinker::EvictIdle(uint64_t nr, bool over_share, bool defer) {
+  reclaim::ShrinkResult result;
+  std::vector<InodeRef> batch = cache_->IsolateIdle(nr);
   if (batch.empty()) {
     result.hint = reclaim::ShrinkHint::kStop;
     return result;
@@ -58,6 +75,10 @@ reclaim::ShrinkResult InodeShrinker::Scan(const reclaim::ShrinkControl& sc) {
       dirty = !ref->body->clean();
     }
     absl::Status evicted = dirty ? absl::UnavailableError("record dirty") : data_->Evict(ref->ino, true);
+    if (absl::IsUnavailable(evicted) && !defer) {
+      busy_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (absl::IsUnavailable(evicted)) {
       // Writing back would block: the retry queue owns this eviction now
       // (handed over once our pin is gone, so the worker can drop it).

@@ -34,6 +34,13 @@ class InodeShrinker : public reclaim::Shrinker {
   // Bytes the cache may hold before the shrinker bites (below it only a
   // desperate pass takes bodies).
   uint64_t share_bytes() const;
+  // drop_caches: evicts idle bodies that are clean with clean pages, the
+  // share aside; dirty ones stay (nothing is queued for writeback). Never
+  // blocks. Returns bodies freed.
+  uint64_t DropClean();
+
+  // Live tuning of the share (a fraction of the budget).
+  void set_share_fraction(double f) { share_fraction_.store(f, std::memory_order_relaxed); }
 
   uint64_t scanned() const { return scanned_.load(std::memory_order_relaxed); }
   uint64_t freed() const { return freed_.load(std::memory_order_relaxed); }
@@ -41,6 +48,10 @@ class InodeShrinker : public reclaim::Shrinker {
   uint64_t busy() const { return busy_.load(std::memory_order_relaxed); }
 
  private:
+  // Evicts up to nr idle bodies; busy or dirty ones go to the retry queue
+  // when `defer`, else are skipped.
+  reclaim::ShrinkResult EvictIdle(uint64_t nr, bool over_share, bool defer);
+
   // Priority at or below which bodies are taken even under the share.
   static constexpr int kDesperatePriority = 2;
 
@@ -49,7 +60,7 @@ class InodeShrinker : public reclaim::Shrinker {
   EvictQueue* const queue_;
   DentryInvalidator* const invalidator_;
   reclaim::MemoryBudget* const budget_;
-  const double share_fraction_;
+  std::atomic<double> share_fraction_;
 
   std::atomic<uint64_t> scanned_{0}, freed_{0}, deferred_{0}, busy_{0};
 };

@@ -379,6 +379,32 @@ void PageCache::IsolateForReclaim(uint64_t nr, bool eager_pageout, IsolateResult
   }
 }
 
+void PageCache::IsolateCleanLocked(LruList& list, std::vector<Page*>* out) {
+  for (Page* p = list.tail; p != nullptr;) {
+    Page* const prev = p->lru_prev;
+    const uint32_t f = p->Flags();
+    if (!(f & (kPageDirty | kPageWriteback | kPageLocked)) && p->Refs() == 1) {
+      list.Remove(p);
+      p->Clear(kPageLru);
+      p->Ref();
+      out->push_back(p);
+    }
+    p = prev;
+  }
+}
+
+uint64_t PageCache::DropClean() {
+  std::vector<Page*> isolated;
+  {
+    std::lock_guard<std::mutex> l(lru_mu_);
+    IsolateCleanLocked(inactive_, &isolated);
+    IsolateCleanLocked(active_, &isolated);
+  }
+  uint64_t freed = 0;
+  for (Page* p : isolated) freed += TryFreeIsolated(p) ? 1 : 0;
+  return freed;
+}
+
 bool PageCache::TryFreeIsolated(Page* p) {
   if (!p->TryLock()) {
     PutBack(p);

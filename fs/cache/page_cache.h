@@ -129,6 +129,10 @@ class PageCache {
   reclaim::MemoryManager* mm() const { return mm_; }
   // Gives wholly free buffer chunks back to the system.
   size_t TrimPool() { return pool_.Trim(); }
+  // The same when more than `min_free` free buffers are resident.
+  size_t TrimPoolIfSlack(size_t min_free) { return pool_.TrimIfSlack(min_free); }
+  // Resident bytes of the page buffers: pages in use, free ones not yet trimmed.
+  uint64_t pool_bytes() const { return pool_.resident_bytes(); }
 
   // File states.
   std::shared_ptr<FileState> GetFile(uint64_t ino);   // creates if absent
@@ -195,6 +199,9 @@ class PageCache {
   // Puts an isolated page back on the LRU (if still attached) and drops the
   // caller's reference.
   void PutBack(Page* p);
+  // drop_caches: frees every clean page nobody uses, from both lists, with
+  // try-locks only (dirty, writeback and busy pages stay). Returns pages freed.
+  uint64_t DropClean();
 
   uint64_t pages() const { return nr_pages_.load(std::memory_order_relaxed); }
   uint64_t dirty_pages() const { return nr_dirty_.load(std::memory_order_relaxed); }
@@ -218,6 +225,8 @@ class PageCache {
   // index is taken; returns the page now at `index` with a reference.
   Page* InsertOrGet(FileState* fs, Page* fresh, bool* inserted);
   void LruAddLocked(Page* p);
+  // Isolates the clean idle pages of `list` (lru_mu_ held), as IsolateForReclaim.
+  void IsolateCleanLocked(LruList& list, std::vector<Page*>* out);
   void LruDelLocked(Page* p);
 
   reclaim::MemoryManager* const mm_;

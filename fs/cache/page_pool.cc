@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace reclaimfs::fs {
@@ -34,6 +35,10 @@ void* PagePool::Allocate() {
   if (free_ != nullptr) {
     slot = reinterpret_cast<char*>(free_);
     free_ = free_->next;
+    --free_count_;
+  } else if (!discarded_.empty()) {
+    slot = discarded_.back();
+    discarded_.pop_back();
   } else {
     if (bump_ == bump_end_) {
       char* chunk = MapChunk();
@@ -55,33 +60,63 @@ void PagePool::Free(void* buf) {
   auto* slot = static_cast<FreeSlot*>(buf);
   slot->next = free_;
   free_ = slot;
+  ++free_count_;
   --used_[ChunkOf(buf)];
   --in_use_;
 }
 
 size_t PagePool::Trim() {
   std::lock_guard<std::mutex> l(mu_);
-  std::vector<uintptr_t> idle;
   const uintptr_t bump_chunk = bump_ ? ChunkOf(bump_ == bump_end_ ? bump_ - 1 : bump_) : 0;
+  auto idle = [&](uintptr_t base) { return base != bump_chunk && used_[base] == 0; };
+  // Free slots of chunks still in use: their pages go back to the system,
+  // in runs of adjacent slots, and the slots wait in discarded_.
+  std::vector<char*> released;
+  released.reserve(free_count_);
+  for (FreeSlot* s = free_; s != nullptr; s = s->next) {
+    if (!idle(ChunkOf(s))) released.push_back(reinterpret_cast<char*>(s));
+  }
+  free_ = nullptr;
+  free_count_ = 0;
+  std::sort(released.begin(), released.end());
+  for (size_t i = 0; i < released.size();) {
+    size_t j = i + 1;
+    while (j < released.size() && released[j] == released[j - 1] + page_size_) ++j;
+    ::madvise(released[i], (j - i) * page_size_, MADV_DONTNEED);
+    i = j;
+  }
+  discarded_.insert(discarded_.end(), released.begin(), released.end());
+  // Chunks with no slot in use go altogether.
+  std::vector<uintptr_t> unmap;
   for (const auto& [base, used] : used_) {
-    if (used == 0 && base != bump_chunk) idle.push_back(base);
+    if (used == 0 && base != bump_chunk) unmap.push_back(base);
   }
-  if (idle.empty()) return 0;
-  // Drop the idle chunks' slots from the free list, then unmap them.
-  FreeSlot** link = &free_;
-  while (*link != nullptr) {
-    const uintptr_t base = ChunkOf(*link);
-    if (used_[base] == 0 && base != bump_chunk) {
-      *link = (*link)->next;
-    } else {
-      link = &(*link)->next;
-    }
-  }
-  for (uintptr_t base : idle) {
+  if (unmap.empty()) return 0;
+  std::erase_if(discarded_, [&](char* slot) { return idle(ChunkOf(slot)); });
+  for (uintptr_t base : unmap) {
     used_.erase(base);
     ::munmap(reinterpret_cast<void*>(base), kChunkBytes);
   }
-  return idle.size();
+  return unmap.size();
+}
+
+size_t PagePool::TrimIfSlack(size_t min_free) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (free_count_ <= min_free) return 0;
+  }
+  return Trim();
+}
+
+uint64_t PagePool::mapped_bytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return uint64_t{used_.size()} * kChunkBytes;
+}
+
+uint64_t PagePool::resident_bytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  const uint64_t untouched = static_cast<uint64_t>(bump_end_ - bump_);  // never written
+  return uint64_t{used_.size()} * kChunkBytes - uint64_t{discarded_.size()} * page_size_ - untouched;
 }
 
 size_t PagePool::chunks() const {

@@ -7,7 +7,8 @@
 // through the slots themselves) and are reused before any untouched slot is
 // handed out, so the resident size of the pool never exceeds the largest
 // number of pages that were in use at once, which the budget bounds. Trim()
-// gives wholly free chunks back to the system (after the budget shrinks).
+// gives wholly free chunks, and the memory of other free slots, back to the
+// system (after the budget shrinks).
 //
 // Owns the chunks. Any thread: one mutex guards everything; Allocate may
 // mmap a chunk, and Trim walks the free list and unmaps chunks, while holding
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace reclaimfs::fs {
 
@@ -32,11 +34,18 @@ class PagePool {
   // no memory for a new chunk.
   void* Allocate();
   void Free(void* buf);
-  // Unmaps chunks none of whose slots are in use; returns how many.
+  // Unmaps chunks none of whose slots are in use, and gives the memory of
+  // the other free slots back to the system (MADV_DONTNEED; the next use
+  // of such a slot maps a zeroed page). Returns the chunks unmapped. Holds
+  // the pool's mutex throughout: call it after the budget shrank, not often.
   size_t Trim();
+  // Trim() if more than `min_free` slots are free and resident.
+  size_t TrimIfSlack(size_t min_free);
 
   size_t chunks() const;
   size_t slots_in_use() const;
+  uint64_t mapped_bytes() const;    // address space of the chunks
+  uint64_t resident_bytes() const;  // slots in use, and free ones not yet given back
 
  private:
   static constexpr size_t kChunkBytes = 2u << 20;
@@ -49,6 +58,11 @@ class PagePool {
   const size_t page_size_;
   mutable std::mutex mu_;
   FreeSlot* free_ = nullptr;
+  size_t free_count_ = 0;  // slots on free_
+  // Free slots whose memory went back to the system: their own bytes cannot
+  // hold the free-list link any more. At most one entry per slot of the
+  // largest pool there was (8 bytes per 4 KiB page, outside the budget).
+  std::vector<char*> discarded_;
   char* bump_ = nullptr;      // next never-used slot of the newest chunk
   char* bump_end_ = nullptr;
   std::unordered_map<uintptr_t, size_t> used_;  // chunk base -> slots in use

@@ -78,7 +78,7 @@ struct Writeback::PageSetIo {
 Writeback::Writeback(PageCache* cache, storage::MetaStore* meta, storage::Allocator* alloc,
                      storage::BlockDevice* dev, InodeRecordSource* records,
                      const FileDataOptions& options)
-    : cache_(cache), meta_(meta), alloc_(alloc), dev_(dev), records_(records), options_(options) {}
+    : cache_(cache), meta_(meta), alloc_(alloc), dev_(dev), records_(records), options_(options), live_(options) {}
 
 Writeback::~Writeback() {
   StopController();
@@ -86,7 +86,8 @@ Writeback::~Writeback() {
 }
 
 void Writeback::Start() {
-  pool_ = std::make_unique<boost::asio::thread_pool>(std::max(1u, options_.flusher_threads));
+  flusher_threads_ = std::max(1u, options_.flusher_threads);
+  pool_ = std::make_unique<boost::asio::thread_pool>(flusher_threads_);
   controller_ = std::thread([this] { ControllerLoop(); });
 }
 
@@ -114,9 +115,17 @@ void Writeback::Stop() {
     pool_closed_ = true;
   }
   if (pool_) {
+    // Not under pool_mu_: jobs that run meanwhile may still Post to it.
     pool_->join();  // runs what is queued, then the threads exit
+    std::lock_guard<std::mutex> l(pool_mu_);
     pool_.reset();
   }
+  std::vector<std::thread> retiring;
+  {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    retiring.swap(retiring_);
+  }
+  for (std::thread& t : retiring) t.join();
   // Work that was queued but could not be posted.
   std::vector<Page*> left;
   {
@@ -137,12 +146,30 @@ void Writeback::Kick() {
   ctl_cv_.notify_one();
 }
 
+void Writeback::SetTunables(const FileDataOptions& options) {
+  live_.Store(options);
+  SetFlusherThreads(options.flusher_threads);
+  Kick();  // look again now: the period or the thresholds may have shrunk
+}
+
+void Writeback::SetFlusherThreads(unsigned n) {
+  n = std::max(1u, n);
+  std::lock_guard<std::mutex> l(pool_mu_);
+  if (!pool_ || n == flusher_threads_) return;
+  // New work goes to a new pool at once; the old one runs what it has
+  // queued (each job bounded) on a thread of its own, joined by Stop().
+  std::shared_ptr<boost::asio::thread_pool> old(std::move(pool_));
+  pool_ = std::make_unique<boost::asio::thread_pool>(n);
+  flusher_threads_ = n;
+  retiring_.emplace_back([old] { old->join(); });
+}
+
 // ---- controller: background and periodic work ---------------------------
 
 void Writeback::ControllerLoop() {
   std::unique_lock<std::mutex> l(ctl_mu_);
   while (!ctl_stop_) {
-    ctl_cv_.wait_for(l, milliseconds(options_.writeback_interval_ms),
+    ctl_cv_.wait_for(l, milliseconds(live_.writeback_interval_ms.load(std::memory_order_relaxed)),
                      [this] { return ctl_stop_ || kicked_; });
     if (ctl_stop_) break;
     const bool kicked = std::exchange(kicked_, false);
@@ -158,17 +185,21 @@ void Writeback::ControllerLoop() {
     }
 
     const uint64_t limit = cache_->mm()->budget().limit();
+    // Free page buffers beyond a quarter of the budget (it shrank: set live,
+    // or capped by host pressure) give their memory back, so RSS follows.
+    cache_->TrimPoolIfSlack(std::max<uint64_t>(limit / 4 / cache_->page_size(), 1024));
     const uint64_t dirty_bytes = cache_->dirty_pages() * cache_->page_size();
     const bool background =
-        kicked || dirty_bytes > static_cast<uint64_t>(options_.dirty_background_ratio * limit);
+        kicked || dirty_bytes > static_cast<uint64_t>(live_.dirty_background_ratio.load() * limit);
     const int64_t now = NowMs();
+    const int64_t expire_ms = live_.dirty_expire_ms.load(std::memory_order_relaxed);
     for (auto& fs : cache_->Files()) {
       if (fs->nr_dirty.load() == 0) continue;
-      const bool expired = now - fs->dirtied_when_ms.load() >= options_.dirty_expire_ms;
+      const bool expired = now - fs->dirtied_when_ms.load() >= expire_ms;
       if (!background && !expired) continue;
       if (fs->wb_queued.exchange(true)) continue;
       const JobKind kind = background ? JobKind::kBackground : JobKind::kPeriodic;
-      boost::asio::post(*pool_, [this, fs, kind] { RunFileJob(fs, kind); });
+      Post([this, fs, kind] { RunFileJob(fs, kind); });
     }
     l.lock();
   }
@@ -246,7 +277,7 @@ void Writeback::QueuePageout(Page* p) {
       // Posting only enqueues: it never waits. Done under the lock so Stop()
       // cannot retire the pool in between.
       if (!std::exchange(drain_posted_, true)) {
-        boost::asio::post(*pool_, [this] { DrainPageouts(); });
+        Post([this] { DrainPageouts(); });
       }
       return;
     }
@@ -487,7 +518,7 @@ absl::Status Writeback::WritePageSet(const std::shared_ptr<FileState>& file, std
           --orphans_;
           return;
         }
-        boost::asio::post(*pool_, [this, file, slots = std::move(slots), allocated = std::move(allocated), err]() mutable {
+        Post([this, file, slots = std::move(slots), allocated = std::move(allocated), err]() mutable {
           reclaim::ScopedReclaimFlags scope(kWritebackScope);
           FinishPageSet(file.get(), slots, allocated,
                         err ? absl::DataLossError(absl::StrFormat("write error %d", err)) : absl::OkStatus())
@@ -590,6 +621,7 @@ absl::Status Writeback::FinishPageSet(FileState* fs, std::vector<Slot>& slots,
 std::string Writeback::StatsText() const {
   std::string out;
   auto line = [&](const char* name, uint64_t v) { absl::StrAppendFormat(&out, "%s %d\n", name, v); };
+  line("writeback_flusher_threads", flusher_threads());
   line("writeback_pageout_queued", stats_.pageout_queued.load());
   line("writeback_pageout_done", stats_.pageout_done.load());
   line("writeback_pageout_dropped", stats_.pageout_dropped.load());

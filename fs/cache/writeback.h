@@ -33,9 +33,11 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "absl/status/status.h"
+#include "fs/cache/data_tunables.h"
 #include "fs/cache/file_data.h"
 #include "fs/cache/page_cache.h"
 #include "storage/allocator.h"
@@ -75,6 +77,15 @@ class Writeback {
 
   // Asks for background writeback now. Never blocks.
   void Kick();
+  // Live tuning: new dirty ratios, expiry and period take effect at the
+  // controller's next look, which this triggers. Never blocks for long.
+  void SetTunables(const FileDataOptions& options);
+  // Live tuning of flusher_threads: later work runs on a pool of `n`.
+  void SetFlusherThreads(unsigned n);
+  unsigned flusher_threads() const {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    return flusher_threads_;
+  }
   // Pageout work for a dirty page; consumes the caller's reference. Never
   // blocks: safe from a shrinker.
   void QueuePageout(Page* p);
@@ -117,8 +128,19 @@ class Writeback {
   storage::BlockDevice* const dev_;
   InodeRecordSource* const records_;
   const FileDataOptions options_;
+  DataTunables live_;
 
+  // Hands work to the current pool; never waits (an enqueue under a leaf lock).
+  template <typename F>
+  void Post(F&& f) {
+    std::lock_guard<std::mutex> l(pool_mu_);
+    boost::asio::post(*pool_, std::forward<F>(f));
+  }
+
+  mutable std::mutex pool_mu_;  // leaf: guards pool_, flusher_threads_, retiring_
   std::unique_ptr<boost::asio::thread_pool> pool_;
+  unsigned flusher_threads_ = 0;
+  std::vector<std::thread> retiring_;  // join pools replaced by SetFlusherThreads
 
   std::mutex ctl_mu_;
   std::condition_variable ctl_cv_;

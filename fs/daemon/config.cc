@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "fs/daemon/listen_address.h"
 #include <toml++/toml.h>
 
 namespace reclaimfs::fs {
@@ -56,7 +57,13 @@ struct KeySpec {
   std::function<absl::Status(Config*, const Value&)> set;
   std::function<std::string(const Config&)> show;
   bool boolean = false;
+  bool live = false;  // may change while mounted (reclaimfs-ctl set, SIGHUP)
 };
+
+KeySpec Live(KeySpec spec) {
+  spec.live = true;
+  return spec;
+}
 
 KeySpec SizeKey(std::string_view name, uint64_t Config::*field, uint64_t min, uint64_t max) {
   KeySpec spec;
@@ -169,18 +176,18 @@ const std::vector<KeySpec>& Specs() {
     constexpr uint64_t kMiB = 1ull << 20;
     constexpr uint64_t kMaxBudget = 1ull << 50;
     auto* v = new std::vector<KeySpec>;
-    v->push_back(SizeKey("cache_budget", &Config::cache_budget, kMiB, kMaxBudget));
-    v->push_back(SizeKey("meta_budget", &Config::meta_budget, kMiB, kMaxBudget));
-    v->push_back(FractionKey("watermark_min", &Config::watermark_min, 0, false, 1, true));
-    v->push_back(FractionKey("watermark_low", &Config::watermark_low, 0, false, 1, true));
-    v->push_back(FractionKey("watermark_high", &Config::watermark_high, 0, false, 1, true));
-    v->push_back(FractionKey("dirty_background_ratio", &Config::dirty_background_ratio, 0, true, 1, false));
-    v->push_back(FractionKey("dirty_ratio", &Config::dirty_ratio, 0, true, 1, false));
-    v->push_back(UintKey("dirty_expire_ms", &Config::dirty_expire_ms, 1, 24 * 3600 * 1000));
-    v->push_back(UintKey("writeback_interval_ms", &Config::writeback_interval_ms, 1, 3600 * 1000));
-    v->push_back(UintKey("flusher_threads", &Config::flusher_threads, 1, 64));
+    v->push_back(Live(SizeKey("cache_budget", &Config::cache_budget, kMiB, kMaxBudget)));
+    v->push_back(Live(SizeKey("meta_budget", &Config::meta_budget, kMiB, kMaxBudget)));
+    v->push_back(Live(FractionKey("watermark_min", &Config::watermark_min, 0, false, 1, true)));
+    v->push_back(Live(FractionKey("watermark_low", &Config::watermark_low, 0, false, 1, true)));
+    v->push_back(Live(FractionKey("watermark_high", &Config::watermark_high, 0, false, 1, true)));
+    v->push_back(Live(FractionKey("dirty_background_ratio", &Config::dirty_background_ratio, 0, true, 1, false)));
+    v->push_back(Live(FractionKey("dirty_ratio", &Config::dirty_ratio, 0, true, 1, false)));
+    v->push_back(Live(UintKey("dirty_expire_ms", &Config::dirty_expire_ms, 1, 24 * 3600 * 1000)));
+    v->push_back(Live(UintKey("writeback_interval_ms", &Config::writeback_interval_ms, 1, 3600 * 1000)));
+    v->push_back(Live(UintKey("flusher_threads", &Config::flusher_threads, 1, 64)));
     v->push_back(UintKey("uring_queue_depth", &Config::uring_queue_depth, 1, 4096));
-    v->push_back(SizeKey("readahead", &Config::readahead, 0, 64 * kMiB));
+    v->push_back(Live(SizeKey("readahead", &Config::readahead, 0, 64 * kMiB)));
 
     KeySpec shrinker;
     shrinker.name = "shrinker_mode";
@@ -204,7 +211,7 @@ const std::vector<KeySpec>& Specs() {
     v->push_back(BoolKey("fault_injection", &Config::fault_injection));
     v->push_back(UintKey("max_background", &Config::max_background, 1, 65535));
     v->push_back(UintKey("request_threads", &Config::request_threads, 1, 256));
-    v->push_back(FractionKey("inode_cache_fraction", &Config::inode_cache_fraction, 0, true, 1, false));
+    v->push_back(Live(FractionKey("inode_cache_fraction", &Config::inode_cache_fraction, 0, true, 1, false)));
     v->push_back(UintKey("lock_wait_ms", &Config::lock_wait_ms, 0, 3600 * 1000));
 
     KeySpec log_level;
@@ -225,7 +232,41 @@ const std::vector<KeySpec>& Specs() {
                       absl::StrCat("expected trace, debug, info, warn, error, critical or off, got ", Describe(v)));
     };
     log_level.show = [](const Config& c) { return c.log_level; };
+    log_level.live = true;
     v->push_back(std::move(log_level));
+
+    KeySpec listen;
+    listen.name = "metrics_listen";
+    listen.set = [](Config* c, const Value& v) -> absl::Status {
+      const auto* s = std::get_if<std::string>(&v);
+      if (s == nullptr) return KeyError("metrics_listen", absl::StrCat("expected \"ADDRESS:PORT\", got ", Describe(v)));
+      if (!s->empty() && *s != "off") {
+        if (auto a = ParseListenAddress(*s); !a.ok()) return KeyError("metrics_listen", SV(a.status().message()));
+      }
+      c->metrics_listen = *s == "off" ? "" : *s;
+      return absl::OkStatus();
+    };
+    listen.show = [](const Config& c) { return c.metrics_listen.empty() ? std::string("off") : c.metrics_listen; };
+    v->push_back(std::move(listen));
+
+    v->push_back(BoolKey("host_pressure", &Config::host_pressure));
+    v->push_back(Live(SizeKey("host_pressure_floor", &Config::host_pressure_floor, kMiB, kMaxBudget)));
+    v->push_back(Live(FractionKey("host_pressure_threshold", &Config::host_pressure_threshold, 0, true, 100, false)));
+    KeySpec pressure_file;
+    pressure_file.name = "host_pressure_file";
+    pressure_file.set = [](Config* c, const Value& v) -> absl::Status {
+      const auto* s = std::get_if<std::string>(&v);
+      if (s == nullptr) return KeyError("host_pressure_file", absl::StrCat("expected a path, got ", Describe(v)));
+      if (!s->empty() && s->front() != '/') {
+        return KeyError("host_pressure_file", absl::StrCat("expected an absolute path, got ", Describe(v)));
+      }
+      c->host_pressure_file = *s;
+      return absl::OkStatus();
+    };
+    pressure_file.show = [](const Config& c) {
+      return c.host_pressure_file.empty() ? std::string("\"\"") : c.host_pressure_file;
+    };
+    v->push_back(std::move(pressure_file));
     return v;
   }();
   return *specs;
@@ -255,6 +296,16 @@ const std::vector<std::string_view>& ConfigKeys() {
 
 bool IsConfigKey(std::string_view key) { return FindSpec(key) != nullptr; }
 
+bool IsLiveConfigKey(std::string_view key) {
+  const KeySpec* spec = FindSpec(key);
+  return spec != nullptr && spec->live;
+}
+
+std::string ConfigValueText(const Config& config, std::string_view key) {
+  const KeySpec* spec = FindSpec(key);
+  return spec != nullptr ? spec->show(config) : std::string();
+}
+
 bool IsBooleanConfigKey(std::string_view key) {
   const KeySpec* spec = FindSpec(key);
   return spec != nullptr && spec->boolean;
@@ -266,7 +317,8 @@ absl::Status SetConfigValue(Config* config, std::string_view key, std::string_vi
   return spec->set(config, std::string(value));
 }
 
-absl::Status ApplyConfigToml(Config* config, std::string_view toml_text, std::string_view origin) {
+absl::Status ApplyConfigToml(Config* config, std::string_view toml_text, std::string_view origin,
+                             std::vector<std::string>* keys_set) {
   toml::table table;
   try {
     table = toml::parse(toml_text, std::string(origin));
@@ -277,6 +329,7 @@ absl::Status ApplyConfigToml(Config* config, std::string_view toml_text, std::st
   }
   // Apply onto a copy so a bad file leaves `config` untouched.
   Config updated = *config;
+  std::vector<std::string> set;
   for (const auto& [name, node] : table) {
     const std::string_view key = name.str();
     const KeySpec* spec = FindSpec(key);
@@ -294,18 +347,20 @@ absl::Status ApplyConfigToml(Config* config, std::string_view toml_text, std::st
       return KeyError(key, "expected a number, string or boolean (the file is a flat list of keys)");
     }
     if (absl::Status s = spec->set(&updated, value); !s.ok()) return s;
+    set.emplace_back(key);
   }
   *config = std::move(updated);
+  if (keys_set != nullptr) *keys_set = std::move(set);
   return absl::OkStatus();
 }
 
-absl::Status ApplyConfigFile(Config* config, const std::string& path) {
+absl::Status ApplyConfigFile(Config* config, const std::string& path, std::vector<std::string>* keys_set) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("config: cannot read ", path, ": ", std::strerror(errno)));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return absl::DataLossError(absl::StrCat("config: error reading ", path));
-  return ApplyConfigToml(config, text.str(), path);
+  return ApplyConfigToml(config, text.str(), path, keys_set);
 }
 
 absl::Status ValidateConfig(const Config& c) {

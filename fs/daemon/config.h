@@ -4,8 +4,8 @@
 // reading the file) so it is unit-tested on its own.
 //
 // Stateless functions over the caller's Config: the main thread at startup,
-// and ConfigText from the control-socket thread (on a Config nobody changes
-// after startup). Only ApplyConfigFile does IO, reading the file.
+// and LiveConfig (live_config.h) on the control-socket and reload threads,
+// each on its own copy. Only ApplyConfigFile does IO, reading the file.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,16 @@ struct Config {
   double inode_cache_fraction = 0.25;
   uint32_t lock_wait_ms = 10'000;
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off
+  // HTTP endpoint serving /metrics, "ADDRESS:PORT" (":PORT" is loopback);
+  // empty: off.
+  std::string metrics_listen;
+  // Host memory pressure (PSI): under pressure the budget is capped toward
+  // host_pressure_floor, and grows back slowly when pressure is gone.
+  bool host_pressure = false;
+  uint64_t host_pressure_floor = 32ull << 20;
+  double host_pressure_threshold = 10.0;  // PSI "some avg10", percent
+  // PSI-format file to watch instead of the system's and the cgroup's (tests).
+  std::string host_pressure_file;
 };
 
 // The default file, read when it exists and no config= is given.
@@ -51,6 +61,11 @@ inline constexpr std::string_view kDefaultConfigPath = "/etc/reclaimfs/reclaimfs
 // Every key, in documentation order.
 const std::vector<std::string_view>& ConfigKeys();
 bool IsConfigKey(std::string_view key);
+// True for keys that may change while mounted (reclaimfs-ctl set, SIGHUP);
+// the others need a remount.
+bool IsLiveConfigKey(std::string_view key);
+// The value of `key` as ConfigText prints it ("" for an unknown key).
+std::string ConfigValueText(const Config& config, std::string_view key);
 // True for keys whose bare name (`-o kernel_cache`) means "true".
 bool IsBooleanConfigKey(std::string_view key);
 
@@ -60,9 +75,12 @@ absl::Status SetConfigValue(Config* config, std::string_view key, std::string_vi
 
 // Applies a TOML document (flat table of keys) on top of `config`.
 // `origin` names the document in syntax errors (usually the file path).
-absl::Status ApplyConfigToml(Config* config, std::string_view toml_text, std::string_view origin);
+// `keys_set`, if given, receives the keys the document set (on success).
+absl::Status ApplyConfigToml(Config* config, std::string_view toml_text, std::string_view origin,
+                             std::vector<std::string>* keys_set = nullptr);
 // Reads and applies a TOML file; a missing or unreadable file is an error.
-absl::Status ApplyConfigFile(Config* config, const std::string& path);
+absl::Status ApplyConfigFile(Config* config, const std::string& path,
+                             std::vector<std::string>* keys_set = nullptr);
 
 // Checks relations between keys (watermark order, dirty ratios); per-key
 // ranges are checked as keys are set. Run after all sources are applied.

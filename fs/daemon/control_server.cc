@@ -73,7 +73,9 @@ struct ControlServer::Io {
 };
 
 ControlServer::ControlServer(std::string socket_path) : socket_path_(std::move(socket_path)) {
-  AddCommand("ping", "answers ok", [](const std::vector<std::string>&) { return std::string("ok\n"); });
+  AddCommand("ping", "answers ok", [](const std::vector<std::string>& args) {
+    return args.empty() ? std::string("ok\n") : std::string("error: ping takes no arguments\n");
+  });
 }
 
 ControlServer::~ControlServer() { Stop(); }
@@ -88,6 +90,7 @@ std::string ControlServer::Dispatch(std::string_view line) const {
   if (words.empty()) return "error: empty command (try help)\n";
   const std::string name = words.front();
   words.erase(words.begin());
+  if (name == "help" && !words.empty()) return "error: help takes no arguments\n";
   if (name == "help") {
     std::string out;
     for (const auto& [command, entry] : commands_) absl::StrAppend(&out, command, "\t", entry.help, "\n");

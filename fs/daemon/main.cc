@@ -1,7 +1,8 @@
 // reclaimfs: the FUSE daemon. `reclaimfs STORE MOUNTPOINT [-o opts]... [-f] [-d] [-s]`.
 // Startup: parse, load config, (fork), open the filesystem, mount, take over
 // the channel, start the helpers, report ready, serve. Shutdown (unmount,
-// SIGINT/SIGTERM/SIGHUP): stop the helpers, unmount, Filesystem::Shutdown.
+// SIGINT/SIGTERM): stop the helpers, unmount, Filesystem::Shutdown. SIGHUP
+// re-reads the config file (live_config.h).
 #include <malloc.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -19,18 +21,24 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "fs/daemon/cgroup_memory.h"
 #include "fs/daemon/config.h"
 #include "fs/daemon/control_client.h"
 #include "fs/daemon/control_server.h"
+#include "fs/daemon/live_config.h"
+#include "fs/daemon/metrics_http.h"
 #include "fs/daemon/mount_table.h"
 #include "fs/daemon/store_attach.h"
 #include "fs/daemon/mount_daemon.h"
 #include "fs/daemon/mount_options.h"
 #include "fs/daemon/mount_remount.h"
 #include "fs/daemon/mount_watcher.h"
+#include "fs/daemon/prometheus_text.h"
+#include "fs/daemon/reload_signal.h"
 #include "fs/fuse/fuse_adapter.h"
 #include "fs/fuse/fuse_api.h"
 #include "fs/posix/filesystem.h"
+#include "reclaim/host_pressure.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -69,12 +77,16 @@ void LibfuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
   }
 }
 
+spdlog::level::level_enum LogLevel(const Config& config, bool debug) {
+  spdlog::level::level_enum level = spdlog::level::from_str(config.log_level);
+  if (debug && level > spdlog::level::debug) level = spdlog::level::debug;
+  return level;
+}
+
 void SetUpLogging(const Config& config, bool debug) {
   auto logger = std::make_shared<spdlog::logger>("reclaimfs", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
-  spdlog::level::level_enum level = spdlog::level::from_str(config.log_level);
-  if (debug && level > spdlog::level::debug) level = spdlog::level::debug;
-  logger->set_level(level);
+  logger->set_level(LogLevel(config, debug));
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
   fuse_set_log_func(LibfuseLog);
@@ -83,32 +95,38 @@ void SetUpLogging(const Config& config, bool debug) {
 // Termination signals are blocked in every thread but the main one while it
 // runs the session loop: libfuse's handler only ends the loop if the signal
 // interrupts the main thread's wait, and the filesystem's threads (created
-// while blocked) inherit the mask.
+// while blocked) inherit the mask. SIGHUP is blocked everywhere, always: it
+// means "re-read the config" and one thread takes it (reload_signal.h).
 void SetTerminationSignalsBlocked(bool blocked) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
   pthread_sigmask(blocked ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
 }
 
-absl::StatusOr<Config> LoadConfig(const MountRequest& request) {
-  Config config;
-  std::string path;
-  if (request.config_path) {
-    path = *request.config_path;
-  } else if (std::error_code ec; std::filesystem::exists(std::string(kDefaultConfigPath), ec)) {
-    path = std::string(kDefaultConfigPath);
+// Wraps a control command that takes no arguments: extra words are an error.
+ControlServer::Handler NoArgs(std::string name, std::function<std::string()> handler) {
+  return [name = std::move(name), handler = std::move(handler)](const std::vector<std::string>& args) {
+    if (!args.empty()) return absl::StrCat("error: ", name, " takes no arguments (got '", args.front(), "')\n");
+    return handler();
+  };
+}
+
+// How long `set` waits for a lowered budget to be met before answering.
+constexpr std::chrono::milliseconds kBudgetWait{2000};
+
+// The config file given with config=, else the default one if it exists.
+std::optional<std::string> ConfigFilePath(const MountRequest& request) {
+  if (request.config_path) return *request.config_path;
+  if (std::error_code ec; std::filesystem::exists(std::string(kDefaultConfigPath), ec)) {
+    return std::string(kDefaultConfigPath);
   }
-  if (!path.empty()) {
-    if (absl::Status s = ApplyConfigFile(&config, path); !s.ok()) return s;
-  }
-  for (const auto& [key, value] : request.config_overrides) {
-    if (absl::Status s = SetConfigValue(&config, key, value); !s.ok()) return s;
-  }
-  if (absl::Status s = ValidateConfig(config); !s.ok()) return s;
-  return config;
+  return std::nullopt;
 }
 
 // Checks that are cheap and give clearer messages than the layers below.
@@ -222,7 +240,8 @@ class Session {
 // Startup after the fork. On an early return, destructors undo what was
 // done, in reverse: control socket, watcher, invalidator (adapter), mount
 // (session), filesystem (~Filesystem shuts it down).
-int Serve(const MountRequest& request, const Config& config) {
+int Serve(const MountRequest& request, LiveConfig& live) {
+  const Config config = live.current();
   // Declared first so it is destroyed last: an unreported daemon reports
   // failure to the waiting parent only after everything is undone.
   MountDaemon daemon = MountDaemon::Begin(request.foreground);
@@ -239,6 +258,27 @@ int Serve(const MountRequest& request, const Config& config) {
   auto opened = Filesystem::Open(options);
   if (!opened.ok()) return fail(opened.status());
   std::unique_ptr<Filesystem> fs = std::move(*opened);
+
+  // Declared after the filesystem, so it stops (and lifts its cap) first.
+  std::unique_ptr<reclaim::HostPressure> host_pressure;
+  if (config.host_pressure) {
+    std::vector<std::string> files = config.host_pressure_file.empty()
+                                         ? DefaultPressureFiles()
+                                         : std::vector<std::string>{config.host_pressure_file};
+    if (files.empty()) {
+      spdlog::warn("host_pressure: no pressure stall information here (no /proc/pressure/memory); off");
+    } else {
+      reclaim::HostPressureOptions hp;
+      hp.floor_bytes = config.host_pressure_floor;
+      hp.threshold = config.host_pressure_threshold;
+      auto source = std::make_unique<reclaim::PsiFileSource>(std::move(files));
+      // Triggers only on the kernel's files: writing one is how they are armed.
+      const int armed = config.host_pressure_file.empty() ? source->ArmTriggers(config.host_pressure_threshold) : 0;
+      spdlog::info("host_pressure: watching {} ({} PSI trigger(s) armed)", source->Describe(), armed);
+      host_pressure = std::make_unique<reclaim::HostPressure>(&fs->memory().budget(), std::move(source), hp);
+      host_pressure->Start();
+    }
+  }
 
   // Declared before the adapter so the adapter (and its invalidation
   // worker, which uses the session) goes first.
@@ -275,24 +315,69 @@ int Serve(const MountRequest& request, const Config& config) {
 
   ControlServer control(request.control_socket ? *request.control_socket
                                                : DefaultControlSocketPath(request.mountpoint));
-  control.AddCommand("stat", "filesystem, cache and reclaim statistics",
-                     [&fs, &adapter, &watcher](const std::vector<std::string>&) {
-                       return absl::StrCat(fs->StatsText(), adapter.StatsText(), "mount_read_only ",
-                                           watcher.read_only() ? 1 : 0, "\n");
-                     });
+  auto stats_text = [&fs, &adapter, &watcher, &host_pressure] {
+    return absl::StrCat(fs->StatsText(), adapter.StatsText(), host_pressure ? host_pressure->StatsText() : "",
+                        "mount_read_only ", watcher.read_only() ? 1 : 0, "\n");
+  };
+  control.AddCommand("stat", "filesystem, cache and reclaim statistics", NoArgs("stat", stats_text));
   control.AddCommand("remounted", "re-read the mount's read-only flag now (sent by `-o remount`)",
-                     [&watcher](const std::vector<std::string>&) {
+                     NoArgs("remounted", [&watcher] {
                        watcher.CheckNow();
                        return std::string(watcher.read_only() ? "ro\n" : "rw\n");
-                     });
+                     }));
   control.AddCommand("fault", "set fault-injection rules (with fault_injection=true): fault RULE[;RULE...] | fault clear",
                      [&fs](const std::vector<std::string>& args) {
                        if (args.size() != 1) return std::string("error: fault takes one argument: RULES or clear\n");
                        absl::Status s = fs->SetFaultRules(args[0] == "clear" ? "" : args[0]);
                        return s.ok() ? std::string("ok\n") : absl::StrCat("error: ", s.message(), "\n");
                      });
-  control.AddCommand("config", "the configuration in effect",
-                     [&config](const std::vector<std::string>&) { return ConfigText(config); });
+  // Live changes: the applier runs under LiveConfig's change lock, so
+  // Retune calls never overlap.
+  live.SetApplier([&fs, &host_pressure, base = options, debug = request.debug](const Config& before,
+                                                                               const Config& after) {
+    FilesystemOptions next = base;
+    ApplyConfigToOptions(after, &next);
+    fs->Retune(next);
+    if (host_pressure) host_pressure->SetOptions(after.host_pressure_floor, after.host_pressure_threshold);
+    if (after.log_level != before.log_level) spdlog::set_level(LogLevel(after, debug));
+    for (std::string_view key : ConfigKeys()) {
+      const std::string was = ConfigValueText(before, key), now = ConfigValueText(after, key);
+      if (was != now) spdlog::info("config: {} = {} (was {})", key, now, was);
+    }
+  });
+  control.AddCommand("config", "the configuration in effect, each value with its origin (default, file, -o, live)",
+                     NoArgs("config", [&live] { return live.Text(); }));
+  control.AddCommand("set", "set key=value ...: change keys that may change while mounted",
+                     [&live, &fs](const std::vector<std::string>& args) {
+                       const uint64_t old_budget = live.current().cache_budget;
+                       if (absl::Status s = live.Set(args); !s.ok()) {
+                         return absl::StrCat("error: ", s.message(), "\n");
+                       }
+                       const uint64_t budget = live.current().cache_budget;
+                       if (budget >= old_budget) return std::string("ok\n");
+                       const auto start = std::chrono::steady_clock::now();
+                       const bool fits = fs->WaitWithinBudget(kBudgetWait);
+                       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - start).count();
+                       const uint64_t used = fs->memory().budget().used();
+                       if (fits) return absl::StrCat("ok: cache within its budget after ", ms, " ms (used ", used, " of ", budget, ")\n");
+                       return absl::StrCat("ok: cache still over its budget after ", ms, " ms (used ", used, " of ",
+                                           budget, "); reclaim goes on\n");
+                     });
+  auto metrics_text = [&fs, &request, stats_text] {
+    return PrometheusText(stats_text(), fs->memory().stats(), request.mountpoint);
+  };
+  control.AddCommand("metrics", "statistics in the Prometheus text format", NoArgs("metrics", metrics_text));
+  control.AddCommand("drop-caches", "drop-caches [pages|inodes|all]: free clean pages and idle inodes (dirty data stays)",
+                     [&fs](const std::vector<std::string>& args) {
+                       if (args.size() > 1) return std::string("error: drop-caches takes at most one argument: pages, inodes or all\n");
+                       const std::string what = args.empty() ? "all" : args[0];
+                       if (what != "pages" && what != "inodes" && what != "all") {
+                         return absl::StrCat("error: drop-caches: expected pages, inodes or all, got '", what, "'\n");
+                       }
+                       const Filesystem::DropCounts n = fs->DropCaches(what != "inodes", what != "pages");
+                       return absl::StrCat("dropped_pages ", n.pages, "\ndropped_inodes ", n.inodes, "\n");
+                     });
   // Our superblock, as the mount table names it: a second mount of the
   // store binds a mount of it (store_attach.h). Read now, while the mount
   // point is certainly ours.
@@ -301,13 +386,30 @@ int Serve(const MountRequest& request, const Config& config) {
     if (auto mount = FindTopMount(*table, request.mountpoint)) device = mount->device;
   }
   control.AddCommand(kServedCommand, "the store and the superblock (major:minor) this daemon serves",
-                     [&request, device](const std::vector<std::string>&) {
+                     NoArgs(std::string(kServedCommand), [&request, device] {
                        return ServedReply(request.store_dir, device);
-                     });
+                     }));
   if (absl::Status s = control.Start(); !s.ok()) return fail(s);
+  MetricsHttpServer metrics_http(metrics_text);
+  if (!config.metrics_listen.empty()) {
+    absl::StatusOr<ListenAddress> address = ParseListenAddress(config.metrics_listen);  // checked by the config
+    if (!address.ok()) return fail(address.status());
+    if (absl::Status s = metrics_http.Start(*address); !s.ok()) return fail(s);
+  }
   if (absl::Status s = RecordServingDaemon(request.store_dir, control.socket_path()); !s.ok()) {
     spdlog::warn("{}: a second mount of this store will not find this daemon", std::string(s.message()));
   }
+
+  ReloadSignal reload([&live] {
+    std::vector<std::string> kept;
+    if (absl::Status s = live.Reload(&kept); !s.ok()) {
+      spdlog::error("SIGHUP: config not reloaded, nothing changed: {}", std::string(s.message()));
+      return;
+    }
+    spdlog::info("SIGHUP: config reloaded");
+    for (const std::string& key : kept) spdlog::warn("SIGHUP: {} changed in the file but needs a remount; kept", key);
+  });
+  reload.Start();
 
   daemon.Ready();
   // After Ready: a background daemon's stderr is gone, and mount(8) users
@@ -325,6 +427,8 @@ int Serve(const MountRequest& request, const Config& config) {
   }
 
   ForgetServingDaemon(request.store_dir, control.socket_path());
+  reload.Stop();
+  metrics_http.Stop();
   control.Stop();
   watcher.Stop();
   adapter.StopInvalidator();
@@ -332,6 +436,7 @@ int Serve(const MountRequest& request, const Config& config) {
   // closed nobody can block on a request we will no longer answer. The data
   // is in our cache, not the kernel's, so nothing is lost by detaching first.
   session->Unmount();
+  if (host_pressure) host_pressure->Stop();
   const absl::Status shutdown = fs->Shutdown();
   if (!shutdown.ok()) {
     spdlog::error("shutdown: {}", std::string(shutdown.message()));
@@ -371,9 +476,17 @@ int Main(int argc, char** argv) {
     (void)SendControlCommand(socket, "remounted");
     return 0;
   }
-  auto config = LoadConfig(*request);
-  if (!config.ok()) return Fail(std::string(config.status().message()));
-  SetUpLogging(*config, request->debug);
+  LiveConfig live(ConfigFilePath(*request), request->config_overrides);
+  if (absl::Status s = live.Load(); !s.ok()) return Fail(std::string(s.message()));
+  SetUpLogging(live.current(), request->debug);
+  if (const std::optional<uint64_t> limit = CgroupMemoryLimit()) {
+    const Config c = live.current();
+    if (*limit < c.cache_budget + c.meta_budget) {
+      spdlog::warn("this cgroup's memory limit ({} bytes) is below cache_budget + meta_budget ({} bytes): "
+                   "the kernel may reclaim or kill the daemon before its own reclaim starts",
+                   *limit, c.cache_budget + c.meta_budget);
+    }
+  }
   for (const std::string& opt : request->ignored) spdlog::debug("ignoring mount option '{}'", opt);
   if (absl::Status s = Preflight(*request); !s.ok()) return Fail(std::string(s.message()));
   auto attached = AttachToServingDaemon(*request);
@@ -382,7 +495,7 @@ int Main(int argc, char** argv) {
     spdlog::debug("{} attached to the daemon already serving {}", request->mountpoint, request->store_dir);
     return 0;
   }
-  return Serve(*request, *config);
+  return Serve(*request, live);
 }
 
 }  // namespace

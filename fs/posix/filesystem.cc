@@ -508,6 +508,53 @@ absl::Status Filesystem::SetReadOnly(bool ro) {
 
 reclaim::MemoryManager& Filesystem::memory() { return *impl_->mm; }
 
+void Filesystem::Retune(const FilesystemOptions& o) {
+  Impl& s = *impl_;
+  if (s.meta) s.meta->SetMemoryBudget(o.meta.block_cache_bytes, o.meta.memtable_bytes);
+  if (s.data) s.data->SetTunables(o.data);
+  if (s.shrinker) s.shrinker->set_share_fraction(o.inode_cache_fraction);
+  if (!s.mm) return;
+  reclaim::MemoryBudget& budget = s.mm->budget();
+  const bool shrinking = o.memory.budget_bytes < budget.limit();
+  // Watermarks first: with a smaller limit they are fractions of it.
+  budget.SetFractions(o.memory.watermarks);
+  budget.SetLimit(o.memory.budget_bytes);  // wakes kswapd when below low
+  if (shrinking && s.data) s.data->KickWriteback();
+}
+
+bool Filesystem::WaitWithinBudget(std::chrono::milliseconds bound) {
+  Impl& s = *impl_;
+  if (!s.mm) return true;
+  reclaim::MemoryManager& mm = *s.mm;
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  bool fits = false;
+  for (;;) {
+    fits = mm.budget().used() <= mm.budget().limit();
+    if (fits || std::chrono::steady_clock::now() >= deadline) break;
+    // kswapd stops at the high watermark and sleeps after a pass that freed
+    // nothing; dirty pages need the flushers. Keep both going, and look
+    // again on progress or every 10 ms.
+    const uint64_t gen = mm.progress().Generation();
+    mm.kswapd().Wake();
+    if (s.data) s.data->KickWriteback();
+    mm.progress().WaitFor(gen, std::chrono::milliseconds(10));
+  }
+  if (s.data) s.data->TrimPool();
+  return fits;
+}
+
+Filesystem::DropCounts Filesystem::DropCaches(bool pages, bool inodes) {
+  Impl& s = *impl_;
+  DropCounts counts;
+  if (inodes && s.shrinker) {
+    reclaim::ScopedReclaimFlags in_reclaim(reclaim::kScopeInReclaim);
+    counts.inodes = s.shrinker->DropClean();
+  }
+  // After the inodes: an evicted inode's pages may have gone with it.
+  if (pages && s.data) counts.pages = s.data->DropCleanPages();
+  return counts;
+}
+
 void Filesystem::SetInvalidator(std::function<void(const InvalRequest&)> invalidate) {
   if (!impl_->invalidator) return;
   if (!invalidate) {
@@ -526,6 +573,7 @@ std::string Filesystem::StatsText() const {
     out += s.mm->StatsText();  // budget_* and the reclaim counters
     if (!out.empty() && out.back() != '\n') out += '\n';
   }
+  if (s.meta) line("meta_budget", s.meta->memory_capacity());
   if (s.data) {
     out += s.data->StatsText();
     if (!out.empty() && out.back() != '\n') out += '\n';

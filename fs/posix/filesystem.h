@@ -9,7 +9,9 @@
 // kswapd), the caches, FileData, the open handles, and the eviction and
 // dentry-invalidation threads.
 // Threads: the FUSE request threads call any operation concurrently; the
-// control-socket thread calls StatsText and SetFaultRules; SetReadOnly runs
+// control-socket thread calls StatsText, SetFaultRules, DropCaches and
+// WaitWithinBudget, and it or the reload thread calls Retune (one at a
+// time); the metrics HTTP thread calls StatsText; SetReadOnly runs
 // on the mount watcher's thread (or the control-socket thread); Open and
 // Shutdown run on the main thread with no request in flight. Blocking:
 // operations read and commit metadata, may enter bounded direct reclaim and
@@ -22,6 +24,7 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -242,6 +245,25 @@ class Filesystem {
   // fault_injection.h; empty clears them). FailedPrecondition unless the
   // filesystem was opened with fault_injection.
   absl::Status SetFaultRules(std::string_view rules);
+
+  // Live tuning (control socket, SIGHUP; the caller serialises calls):
+  // applies the fields of `options` that may change while mounted: the
+  // cache budget and watermarks, the metadata budgets, FileData's tunables
+  // and the inode cache's share. A smaller budget wakes kswapd and the
+  // flushers; the rest of `options` is ignored. Never blocks.
+  void Retune(const FilesystemOptions& options);
+  // Waits at most `bound` until the cache fits its budget (used <= limit),
+  // keeping kswapd and the flushers going; then returns unused buffer
+  // memory to the system. True if it fits.
+  bool WaitWithinBudget(std::chrono::milliseconds bound);
+  // drop_caches: frees clean idle pages and/or idle inode bodies; dirty
+  // data and dirty records stay (a dirty record is queued for writing and
+  // eviction). Never waits for IO.
+  struct DropCounts {
+    uint64_t pages = 0;
+    uint64_t inodes = 0;
+  };
+  DropCounts DropCaches(bool pages, bool inodes);
 
   // Statistics text for the control socket: memory, reclaim, page cache,
   // inode cache, writeback, eviction counters, one "name value" per line.

@@ -43,6 +43,48 @@ TEST(PagePoolTest, FreedSlotsAreReusedBeforeTheNextChunk) {
   for (void* p : first) pool.Free(p);
 }
 
+// Free slots scattered over chunks still in use go back to the system too:
+// resident bytes follow the slots in use, and the slots are reused.
+TEST(PagePoolTest, TrimReleasesFreeSlotsOfChunksInUse) {
+  PagePool pool(4096);
+  std::vector<void*> slots;
+  for (int i = 0; i < 1024; ++i) slots.push_back(pool.Allocate());  // two full chunks
+  for (void* p : slots) std::memset(p, 0x5a, 4096);
+  EXPECT_EQ(pool.resident_bytes(), 1024u * 4096);
+  std::vector<void*> kept;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (i % 8 == 0) {
+      kept.push_back(slots[i]);
+    } else {
+      pool.Free(slots[i]);
+    }
+  }
+  EXPECT_EQ(pool.TrimIfSlack(100000), 0u);  // not enough slack: nothing done
+  EXPECT_EQ(pool.resident_bytes(), 1024u * 4096);
+  EXPECT_EQ(pool.Trim(), 0u);  // every chunk still has a slot in use
+  EXPECT_EQ(pool.chunks(), 2u);
+  EXPECT_EQ(pool.resident_bytes(), kept.size() * 4096);
+  for (void* p : kept) EXPECT_EQ(static_cast<unsigned char*>(p)[100], 0x5a);  // untouched
+  // Reused: no new chunk until the released slots are taken again.
+  std::set<void*> live(kept.begin(), kept.end());
+  for (int i = 0; i < 896; ++i) {
+    void* p = pool.Allocate();
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x11, 4096);
+    EXPECT_TRUE(live.insert(p).second);
+  }
+  EXPECT_EQ(pool.chunks(), 2u);
+  EXPECT_EQ(pool.resident_bytes(), 1024u * 4096);
+  // Idle chunks still go, released slots included.
+  for (void* p : live) pool.Free(p);
+  EXPECT_EQ(pool.Trim(), 1u);  // the chunk the bump pointer is in stays
+  for (int i = 0; i < 600; ++i) {
+    void* p = pool.Allocate();
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x22, 4096);
+  }
+}
+
 TEST(PagePoolTest, TrimUnmapsOnlyIdleChunks) {
   PagePool pool(4096);
   std::vector<void*> a, b;

@@ -129,6 +129,9 @@ TEST(ConfigTest, EveryKeyFromText) {
       {"max_background", "12"},        {"request_threads", "4"},
       {"inode_cache_fraction", "1"},
       {"lock_wait_ms", "0"},           {"log_level", "WARNING"},
+      {"metrics_listen", "127.0.0.1:9100"},
+      {"host_pressure", "on"},         {"host_pressure_floor", "48M"},
+      {"host_pressure_threshold", "20"}, {"host_pressure_file", "/run/psi"},
   };
   Config c;
   for (const auto& [k, v] : overrides) ASSERT_TRUE(SetConfigValue(&c, k, v).ok()) << k;
@@ -151,9 +154,29 @@ TEST(ConfigTest, EveryKeyFromText) {
   EXPECT_DOUBLE_EQ(c.inode_cache_fraction, 1.0);
   EXPECT_EQ(c.lock_wait_ms, 0u);
   EXPECT_EQ(c.log_level, "warn");
+  EXPECT_EQ(c.metrics_listen, "127.0.0.1:9100");
+  EXPECT_TRUE(c.host_pressure);
+  EXPECT_EQ(c.host_pressure_floor, 48ull << 20);
+  EXPECT_DOUBLE_EQ(c.host_pressure_threshold, 20);
+  EXPECT_EQ(c.host_pressure_file, "/run/psi");
   EXPECT_TRUE(ValidateConfig(c).ok());
   // Every key is covered above.
   EXPECT_EQ(overrides.size(), ConfigKeys().size());
+}
+
+TEST(ConfigTest, MetricsListenTakesAnIpAndAPort) {
+  Config c;
+  EXPECT_TRUE(SetConfigValue(&c, "metrics_listen", ":9100").ok());
+  EXPECT_TRUE(SetConfigValue(&c, "metrics_listen", "[::1]:9100").ok());
+  EXPECT_TRUE(SetConfigValue(&c, "metrics_listen", "off").ok());
+  EXPECT_EQ(c.metrics_listen, "");
+  for (const char* bad : {"localhost:9100", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:", "1.2.3:80"}) {
+    absl::Status s = SetConfigValue(&c, "metrics_listen", bad);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_THAT(ErrorOf(s), HasSubstr("config: metrics_listen: ")) << bad;
+  }
+  EXPECT_FALSE(IsLiveConfigKey("metrics_listen"));
+  EXPECT_TRUE(IsLiveConfigKey("cache_budget"));
 }
 
 TEST(ConfigTest, SizesAsTomlIntegersAndStrings) {

@@ -376,17 +376,32 @@ struct FuseOps {
       fuse_reply_err(req, EINVAL);
       return;
     }
-    std::unique_ptr<char[]> buf(new (std::nothrow) char[std::max<size_t>(size, 1)]);
-    if (!buf) {
-      fuse_reply_err(req, ENOMEM);
-      return;
-    }
-    auto n = Self(req).fs_->Read(ino, fi->fh, static_cast<uint64_t>(off), size, buf.get());
+    // The reply points at the cached pages; libfuse writes it before the
+    // callback returns, while the pages are still pinned.
+    bool replied = false;
+    auto n = Self(req).fs_->ReadPinned(ino, fi->fh, static_cast<uint64_t>(off), size,
+                                       [&](const iovec* iov, int count) {
+                                         ReplyIov(req, iov, count);
+                                         replied = true;
+                                       });
+    if (replied) return;
     if (!n.ok()) {
       fuse_reply_err(req, ErrnoOf(n.status()));
       return;
     }
-    fuse_reply_buf(req, buf.get(), std::min(*n, size));
+    fuse_reply_buf(req, nullptr, 0);
+  }
+
+  // One buffer goes out without an allocation (fuse_reply_iov allocates
+  // its header vector); several in one writev.
+  static void ReplyIov(fuse_req_t req, const iovec* iov, int count) {
+    if (count == 0) {
+      fuse_reply_buf(req, nullptr, 0);
+    } else if (count == 1) {
+      fuse_reply_buf(req, static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
+    } else {
+      fuse_reply_iov(req, iov, count);
+    }
   }
 
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,

@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "fs/cache/extent_map.h"
@@ -70,7 +71,10 @@ struct FileState {
 
   // Leaf lock: guards pages, extents, extents_loaded and the readahead state.
   std::mutex mu;
-  std::map<uint64_t, Page*> pages;  // index -> page (holds one reference)
+  // index -> page (holds one reference). A B-tree, not std::map: a lookup
+  // in a large file touches a few nodes instead of a cache miss per level,
+  // and readers hold mu for that long.
+  absl::btree_map<uint64_t, Page*> pages;
   ExtentMap extents;
   bool extents_loaded = false;
   uint64_t ra_prev_end = UINT64_MAX;  // byte offset where the last read ended

@@ -91,9 +91,11 @@ struct FileData::Impl {
   ReadaheadRange PlanReadahead(FileState* fs, uint64_t file_size, uint64_t off, uint64_t end);
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out);
   absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
-                                    FileData::PagesReply reply);
-  // Pins the pages of [off, end) (at most one window), reading the missing ones.
-  absl::Status PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w);
+                                    FileData::PagesReply reply, bool may_wait);
+  // Pins the pages of [off, end) (at most one window), reading the missing
+  // ones; without may_wait, Unavailable unless all are present and uptodate.
+  absl::Status PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w,
+                         bool may_wait = true);
   void UnpinWindow(PinnedWindow* w);
   void Readahead(FileState* fs, uint64_t first, uint64_t end);
   absl::Status Write(uint64_t ino, uint64_t off, const char* data, size_t len);
@@ -179,13 +181,15 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
 }
 
 absl::StatusOr<size_t> FileData::Impl::ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off,
-                                                  size_t len, FileData::PagesReply reply) {
+                                                  size_t len, FileData::PagesReply reply,
+                                                  bool may_wait) {
   if (off >= file_size || len == 0) {
     reply(nullptr, 0);
     return 0;
   }
   const uint64_t end = std::min<uint64_t>(off + len, file_size);
   if ((end - 1) / ps - off / ps + 1 > kReadWindowPages) {
+    if (!may_wait) return absl::UnavailableError("a read over more than one window");
     // More than one window: pinning it all could hold too much of the
     // budget out of reclaim's reach, so it is copied window by window.
     std::unique_ptr<char[]> buf(new (std::nothrow) char[end - off]);
@@ -196,11 +200,16 @@ absl::StatusOr<size_t> FileData::Impl::ReadPinned(uint64_t ino, uint64_t file_si
     reply(&one, 1);
     return n;
   }
-  std::shared_ptr<FileState> fs = cache.GetFile(ino);
+  std::shared_ptr<FileState> fs = may_wait ? cache.GetFile(ino) : cache.FindFile(ino);
+  if (!fs) return absl::UnavailableError("nothing cached");
+  if (!may_wait && !fs->extents_loaded.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("extents not loaded");
+  }
   if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
-  const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
   PinnedWindow w;
-  if (absl::Status s = PinWindow(fs.get(), off, end, &w); !s.ok()) return s;
+  if (absl::Status s = PinWindow(fs.get(), off, end, &w, may_wait); !s.ok()) return s;
+  // After pinning: a read that gives up without waiting leaves it unchanged.
+  const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
   if (ra.end > ra.first) Readahead(fs.get(), ra.first, ra.end);
   iovec iov[kReadWindowPages];
   for (size_t i = 0; i < w.n; ++i) {
@@ -220,7 +229,8 @@ void FileData::Impl::UnpinWindow(PinnedWindow* w) {
   w->n = 0;
 }
 
-absl::Status FileData::Impl::PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w) {
+absl::Status FileData::Impl::PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w,
+                                       bool may_wait) {
   const uint64_t first = off / ps, last = (end - 1) / ps;
   const size_t n = last - first + 1;
   Page** pages = w->pages;
@@ -249,6 +259,14 @@ absl::Status FileData::Impl::PinWindow(FileState* fs, uint64_t off, uint64_t end
       if (pages[i]) cache.Put(pages[i]);
     }
   };
+  if (!may_wait) {
+    bool ready = missing == 0;
+    for (size_t i = 0; i < n && ready; ++i) ready = pages[i]->Test(kPageUptodate);
+    if (!ready) {
+      put_all();
+      return absl::UnavailableError("pages not in the cache");
+    }
+  }
   if (missing > 0) {
     if (absl::Status s = mm->budget().Charge(uint64_t{missing} * cache.page_charge()); !s.ok()) {
       put_all();
@@ -573,8 +591,8 @@ absl::StatusOr<size_t> FileData::Read(uint64_t ino, uint64_t file_size, uint64_t
 }
 
 absl::StatusOr<size_t> FileData::ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off,
-                                             size_t len, PagesReply reply) {
-  return impl_->ReadPinned(ino, file_size, off, len, reply);
+                                             size_t len, PagesReply reply, bool may_wait) {
+  return impl_->ReadPinned(ino, file_size, off, len, reply, may_wait);
 }
 
 absl::Status FileData::Write(uint64_t ino, uint64_t file_size, uint64_t off, const char* data,

@@ -78,9 +78,13 @@ class FileData {
   // keeps writers out). A read over more than one window of pages is copied
   // into one buffer instead. Not called on error; called with (nullptr, 0)
   // at or past EOF. Returns the bytes passed to reply.
+  // With may_wait false it answers only from pages present and uptodate and
+  // otherwise returns Unavailable at once, having charged, read and changed
+  // nothing (the readahead state included): the caller retries where it may
+  // wait.
   using PagesReply = absl::FunctionRef<void(const struct iovec* iov, int count)>;
   absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
-                                    PagesReply reply);
+                                    PagesReply reply, bool may_wait = true);
   // Copies data into the page cache, dirtying pages; reserves blocks for
   // holes (ENOSPC here, not at writeback); throttles the caller when dirty
   // memory is over the dirty limit. The caller updates the size afterwards.

@@ -27,6 +27,18 @@ EnvOptions NoKswapd() {
   return o;
 }
 
+// Readahead completes on the IO thread: a hit on a page read ahead may take
+// a moment.
+template <typename Pred>
+bool WaitFor(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
 std::string Join(const iovec* iov, int count) {
   std::string out;
   for (int i = 0; i < count; ++i) out.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
@@ -110,6 +122,48 @@ TEST(DataReadPinned, MissesAreReadFromTheStore) {
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(got, content.substr(3 * kPage, 2 * kPage));
   EXPECT_GE(env.Stat("pagecache_misses"), 2);
+}
+
+// Without may_wait a read answers only hits; anything else is Unavailable
+// with nothing done: no reply, no page created or charged, no IO, and the
+// readahead state as it was (a later sequential read still reads ahead).
+TEST(DataReadPinned, WithoutWaitingOnlyHitsAreAnsweredAndAMissChangesNothing) {
+  DataEnv env(NoKswapd());
+  const std::string content = Pattern(11, 0, 64 * kPage);
+  ASSERT_TRUE(env.Write(1, 0, content).ok());
+  ASSERT_TRUE(env.data().Sync(1, false).ok());
+  env.Reopen();
+  env.records().Set(1, content.size());
+  const uint64_t used_before = env.mm().budget().used();
+
+  int calls = 0;
+  auto n = env.data().ReadPinned(1, content.size(), 0, kPage, [&](const iovec*, int) { ++calls; },
+                                 /*may_wait=*/false);
+  EXPECT_TRUE(absl::IsUnavailable(n.status())) << n.status();
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(env.Stat("pagecache_pages"), 0);
+  EXPECT_EQ(env.Stat("pagecache_misses"), 0);
+  EXPECT_EQ(env.mm().budget().used(), used_before);
+
+  // The same read where it may wait: read, and read ahead (sequential from 0).
+  std::string got;
+  n = env.data().ReadPinned(1, content.size(), 0, kPage,
+                            [&](const iovec* iov, int count) { got = Join(iov, count); });
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(got, content.substr(0, kPage));
+  EXPECT_GT(env.Stat("pagecache_readahead_pages"), 0);
+
+  // Now a hit: answered without waiting, from the cache.
+  ASSERT_TRUE(WaitFor([&] {
+    got.clear();
+    auto r = env.data().ReadPinned(1, content.size(), kPage, kPage,
+                                   [&](const iovec* iov, int count) { got = Join(iov, count); }, false);
+    return r.ok();
+  }));
+  EXPECT_EQ(got, content.substr(kPage, kPage));
+  // Over one window: never answered without waiting (it is copied).
+  EXPECT_TRUE(absl::IsUnavailable(
+      env.data().ReadPinned(1, content.size(), 0, 64 * kPage + 1, [](const iovec*, int) {}, false).status()));
 }
 
 // While the reply runs, neither eviction nor reclaim may free the pages it

@@ -184,7 +184,7 @@ TEST(DataReadPinned, PagesStayPinnedUntilTheReplyReturns) {
   EXPECT_EQ(env.Stat("pagecache_pages"), 0);
 }
 
-// Readers (shared io lock) against a writer that rewrites the whole file
+// Readers (shared io lock; one of them never waits) against a writer that rewrites the whole file
 // with one byte value per version (exclusive io lock) and a reclaimer that
 // keeps scanning (paging out dirty pages, dropping clean idle ones): every
 // reply holds one version throughout.
@@ -204,6 +204,8 @@ TEST(DataReadPinned, ConcurrentReadersSeeWholeVersionsUnderWritesAndReclaim) {
   std::vector<std::thread> threads;
   for (int r = 0; r < 3; ++r) {
     threads.emplace_back([&, r] {
+      // The third reader is a request thread's first try: hits only.
+      const bool may_wait = r != 2;
       uint64_t seed = r + 1;
       // Until both have done enough: the writer's versions count too.
       for (int i = 0; i < 1500 || versions.load() < 20; ++i) {
@@ -224,8 +226,8 @@ TEST(DataReadPinned, ConcurrentReadersSeeWholeVersionsUnderWritesAndReclaim) {
             }
           }
           replies.fetch_add(1);
-        });
-        if (!n.ok()) errors.fetch_add(1);
+        }, may_wait);
+        if (!n.ok() && !(may_wait == false && absl::IsUnavailable(n.status()))) errors.fetch_add(1);
       }
       readers_left.fetch_sub(1);
     });
@@ -251,7 +253,7 @@ TEST(DataReadPinned, ConcurrentReadersSeeWholeVersionsUnderWritesAndReclaim) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(torn.load(), 0u);
   EXPECT_EQ(errors.load(), 0u);
-  EXPECT_GE(replies.load(), 3u * 1500);
+  EXPECT_GE(replies.load(), 2u * 1500);
   EXPECT_GE(versions.load(), 20u);
 }
 

@@ -89,7 +89,10 @@ struct FileData::Impl {
     size_t n = 0;
   };
   ReadaheadRange PlanReadahead(FileState* fs, uint64_t file_size, uint64_t off, uint64_t end);
-  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out);
+  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out,
+                              bool may_wait = true);
+  // Every page of [first, end) present and uptodate (a look, no references).
+  bool AllCached(FileState* fs, uint64_t first, uint64_t end);
   absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
                                     FileData::PagesReply reply, bool may_wait);
   // Pins the pages of [off, end) (at most one window), reading the missing
@@ -153,11 +156,27 @@ FileData::Impl::ReadaheadRange FileData::Impl::PlanReadahead(FileState* fs, uint
   return ra;
 }
 
+bool FileData::Impl::AllCached(FileState* fs, uint64_t first, uint64_t end) {
+  std::lock_guard<std::mutex> l(fs->mu);
+  auto it = fs->pages.lower_bound(first);
+  for (uint64_t i = first; i < end; ++i, ++it) {
+    if (it == fs->pages.end() || it->first != i || !it->second->Test(kPageUptodate)) return false;
+  }
+  return true;
+}
+
 absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, uint64_t off,
-                                            size_t len, char* out) {
+                                            size_t len, char* out, bool may_wait) {
   if (off >= file_size || len == 0) return 0;
   const uint64_t end = std::min<uint64_t>(off + len, file_size);
-  std::shared_ptr<FileState> fs = cache.GetFile(ino);
+  std::shared_ptr<FileState> fs = may_wait ? cache.GetFile(ino) : cache.FindFile(ino);
+  if (!fs) return absl::UnavailableError("nothing cached");
+  // Without waiting: only when every page is there (checked before the
+  // readahead state moves; pages reclaimed in between still make it give up).
+  if (!may_wait && (!fs->extents_loaded.load(std::memory_order_acquire) ||
+                    !AllCached(fs.get(), off / ps, (end - 1) / ps + 1))) {
+    return absl::UnavailableError("pages not in the cache");
+  }
   if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
   const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
 
@@ -166,7 +185,7 @@ absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, ui
   PinnedWindow w;
   for (uint64_t pos = off; pos < end;) {
     const uint64_t win_end = std::min(end, (pos / ps + kReadWindowPages) * ps);
-    if (absl::Status s = PinWindow(fs.get(), pos, win_end, &w); !s.ok()) return s;
+    if (absl::Status s = PinWindow(fs.get(), pos, win_end, &w, may_wait); !s.ok()) return s;
     for (size_t i = 0; i < w.n; ++i) {
       const uint64_t page_off = (pos / ps + i) * ps;
       const uint64_t from = std::max(pos, page_off), to = std::min(win_end, page_off + ps);
@@ -189,12 +208,11 @@ absl::StatusOr<size_t> FileData::Impl::ReadPinned(uint64_t ino, uint64_t file_si
   }
   const uint64_t end = std::min<uint64_t>(off + len, file_size);
   if ((end - 1) / ps - off / ps + 1 > kReadWindowPages) {
-    if (!may_wait) return absl::UnavailableError("a read over more than one window");
     // More than one window: pinning it all could hold too much of the
     // budget out of reclaim's reach, so it is copied window by window.
     std::unique_ptr<char[]> buf(new (std::nothrow) char[end - off]);
     if (!buf) return ErrnoStatus(ENOMEM, "read buffer");
-    auto n = Read(ino, file_size, off, end - off, buf.get());
+    auto n = Read(ino, file_size, off, end - off, buf.get(), may_wait);
     if (!n.ok()) return n;
     const iovec one{buf.get(), *n};
     reply(&one, 1);

@@ -80,8 +80,9 @@ class FileData {
   // at or past EOF. Returns the bytes passed to reply.
   // With may_wait false it answers only from pages present and uptodate and
   // otherwise returns Unavailable at once, having charged, read and changed
-  // nothing (the readahead state included): the caller retries where it may
-  // wait.
+  // nothing (the readahead state included; a read over one window that
+  // loses a page to reclaim halfway may have moved it): the caller retries
+  // where it may wait.
   using PagesReply = absl::FunctionRef<void(const struct iovec* iov, int count)>;
   absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
                                     PagesReply reply, bool may_wait = true);

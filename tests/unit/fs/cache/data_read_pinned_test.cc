@@ -129,7 +129,7 @@ TEST(DataReadPinned, MissesAreReadFromTheStore) {
 // readahead state as it was (a later sequential read still reads ahead).
 TEST(DataReadPinned, WithoutWaitingOnlyHitsAreAnsweredAndAMissChangesNothing) {
   DataEnv env(NoKswapd());
-  const std::string content = Pattern(11, 0, 64 * kPage);
+  const std::string content = Pattern(11, 0, 80 * kPage);
   ASSERT_TRUE(env.Write(1, 0, content).ok());
   ASSERT_TRUE(env.data().Sync(1, false).ok());
   env.Reopen();
@@ -161,9 +161,18 @@ TEST(DataReadPinned, WithoutWaitingOnlyHitsAreAnsweredAndAMissChangesNothing) {
     return r.ok();
   }));
   EXPECT_EQ(got, content.substr(kPage, kPage));
-  // Over one window: never answered without waiting (it is copied).
+  // Over one window (copied): without waiting only when all of it is cached.
   EXPECT_TRUE(absl::IsUnavailable(
       env.data().ReadPinned(1, content.size(), 0, 64 * kPage + 1, [](const iovec*, int) {}, false).status()));
+  std::string big;
+  ASSERT_TRUE(env.data().ReadPinned(1, content.size(), 0, 80 * kPage, [](const iovec*, int) {}).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return env.data()
+        .ReadPinned(1, content.size(), 10, 80 * kPage - 10,
+                    [&](const iovec* iov, int count) { big = Join(iov, count); }, false)
+        .ok();
+  }));
+  EXPECT_EQ(big, content.substr(10, 80 * kPage - 10));
 }
 
 // While the reply runs, neither eviction nor reclaim may free the pages it

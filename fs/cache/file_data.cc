@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_format.h"
 #include "fs/cache/dirty_throttle.h"
@@ -79,8 +80,27 @@ struct FileData::Impl {
     return fs->extents.Lookup(index);
   }
 
-  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out);
-  absl::StatusOr<size_t> ReadWindow(FileState* fs, uint64_t off, uint64_t end, char* out);
+  // Pages [first, end) to read ahead, decided by the file's last read.
+  struct ReadaheadRange {
+    uint64_t first = 0, end = 0;
+  };
+  // Uptodate pages of one read window, each with a reference (no heap).
+  struct PinnedWindow {
+    Page* pages[kReadWindowPages];
+    size_t n = 0;
+  };
+  ReadaheadRange PlanReadahead(FileState* fs, uint64_t file_size, uint64_t off, uint64_t end);
+  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out,
+                              bool may_wait = true);
+  // Every page of [first, end) present and uptodate (a look, no references).
+  bool AllCached(FileState* fs, uint64_t first, uint64_t end);
+  absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
+                                    FileData::PagesReply reply, bool may_wait);
+  // Pins the pages of [off, end) (at most one window), reading the missing
+  // ones; without may_wait, Unavailable unless all are present and uptodate.
+  absl::Status PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w,
+                         bool may_wait = true);
+  void UnpinWindow(PinnedWindow* w);
   void Readahead(FileState* fs, uint64_t first, uint64_t end);
   absl::Status Write(uint64_t ino, uint64_t off, const char* data, size_t len);
   absl::Status WriteOnePage(FileState* fs, uint64_t index, uint32_t from, uint32_t to, const char* src);
@@ -112,77 +132,161 @@ struct FileData::Impl {
 
 // ---- read ---------------------------------------------------------------
 
-absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, uint64_t off,
-                                            size_t len, char* out) {
-  if (off >= file_size || len == 0) return 0;
-  const uint64_t end = std::min<uint64_t>(off + len, file_size);
+FileData::Impl::ReadaheadRange FileData::Impl::PlanReadahead(FileState* fs, uint64_t file_size,
+                                                             uint64_t off, uint64_t end) {
+  // A read that starts where the previous one ended is sequential; keep the
+  // next readahead_bytes in flight, topping the window up when half of it
+  // has been consumed.
   const uint64_t last = (end - 1) / ps;
-  std::shared_ptr<FileState> fs = cache.GetFile(ino);
-  if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
-
-  // Readahead window: a read that starts where the previous one ended is
-  // sequential; keep the next readahead_bytes in flight, topping the window
-  // up when half of it has been consumed.
-  uint64_t ra_first = 0, ra_end = 0;
   const uint64_t ra_pages = readahead_bytes.load(std::memory_order_relaxed) / ps;
   const uint64_t eof_pages = DivUp(file_size, ps);
-  {
-    std::lock_guard<std::mutex> l(fs->mu);
-    const bool sequential = off == fs->ra_prev_end || (off == 0 && fs->ra_prev_end == UINT64_MAX);
-    fs->ra_prev_end = end;
-    if (!sequential) fs->ra_next = last + 1;  // a seek restarts the window
-    if (sequential && ra_pages > 0) {
-      ra_first = std::max(last + 1, fs->ra_next);
-      ra_end = std::min(last + 1 + ra_pages, eof_pages);
-      if (ra_end > ra_first && (ra_end - ra_first >= std::max<uint64_t>(1, ra_pages / 2) ||
-                                ra_first == last + 1)) {
-        fs->ra_next = ra_end;
-      } else {
-        ra_end = ra_first;
-      }
+  ReadaheadRange ra;
+  std::lock_guard<std::mutex> l(fs->mu);
+  const bool sequential = off == fs->ra_prev_end || (off == 0 && fs->ra_prev_end == UINT64_MAX);
+  fs->ra_prev_end = end;
+  if (!sequential) fs->ra_next = last + 1;  // a seek restarts the window
+  if (sequential && ra_pages > 0) {
+    ra.first = std::max(last + 1, fs->ra_next);
+    ra.end = std::min(last + 1 + ra_pages, eof_pages);
+    if (ra.end > ra.first && (ra.end - ra.first >= std::max<uint64_t>(1, ra_pages / 2) ||
+                              ra.first == last + 1)) {
+      fs->ra_next = ra.end;
+    } else {
+      ra.end = ra.first;
     }
   }
+  return ra;
+}
+
+bool FileData::Impl::AllCached(FileState* fs, uint64_t first, uint64_t end) {
+  std::lock_guard<std::mutex> l(fs->mu);
+  auto it = fs->pages.lower_bound(first);
+  for (uint64_t i = first; i < end; ++i, ++it) {
+    if (it == fs->pages.end() || it->first != i || !it->second->Test(kPageUptodate)) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<size_t> FileData::Impl::Read(uint64_t ino, uint64_t file_size, uint64_t off,
+                                            size_t len, char* out, bool may_wait) {
+  if (off >= file_size || len == 0) return 0;
+  const uint64_t end = std::min<uint64_t>(off + len, file_size);
+  std::shared_ptr<FileState> fs = may_wait ? cache.GetFile(ino) : cache.FindFile(ino);
+  if (!fs) return absl::UnavailableError("nothing cached");
+  // Without waiting: only when every page is there (checked before the
+  // readahead state moves; pages reclaimed in between still make it give up).
+  if (!may_wait && (!fs->extents_loaded.load(std::memory_order_acquire) ||
+                    !AllCached(fs.get(), off / ps, (end - 1) / ps + 1))) {
+    return absl::UnavailableError("pages not in the cache");
+  }
+  if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
+  const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
 
   // In windows, so one call never pins or charges more than a window.
   size_t copied = 0;
+  PinnedWindow w;
   for (uint64_t pos = off; pos < end;) {
     const uint64_t win_end = std::min(end, (pos / ps + kReadWindowPages) * ps);
-    auto n = ReadWindow(fs.get(), pos, win_end, out + (pos - off));
-    if (!n.ok()) return n.status();
-    copied += *n;
-    if (pos == off && ra_end > ra_first) Readahead(fs.get(), ra_first, ra_end);
+    if (absl::Status s = PinWindow(fs.get(), pos, win_end, &w, may_wait); !s.ok()) return s;
+    for (size_t i = 0; i < w.n; ++i) {
+      const uint64_t page_off = (pos / ps + i) * ps;
+      const uint64_t from = std::max(pos, page_off), to = std::min(win_end, page_off + ps);
+      std::memcpy(out + (from - off), w.pages[i]->data + (from - page_off), to - from);
+      copied += to - from;
+    }
+    UnpinWindow(&w);
+    if (pos == off && ra.end > ra.first) Readahead(fs.get(), ra.first, ra.end);
     pos = win_end;
   }
   return copied;
 }
 
-absl::StatusOr<size_t> FileData::Impl::ReadWindow(FileState* fs, uint64_t off, uint64_t end,
-                                                  char* out) {
+absl::StatusOr<size_t> FileData::Impl::ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off,
+                                                  size_t len, FileData::PagesReply reply,
+                                                  bool may_wait) {
+  if (off >= file_size || len == 0) {
+    reply(nullptr, 0);
+    return 0;
+  }
+  const uint64_t end = std::min<uint64_t>(off + len, file_size);
+  if ((end - 1) / ps - off / ps + 1 > kReadWindowPages) {
+    // More than one window: pinning it all could hold too much of the
+    // budget out of reclaim's reach, so it is copied window by window.
+    std::unique_ptr<char[]> buf(new (std::nothrow) char[end - off]);
+    if (!buf) return ErrnoStatus(ENOMEM, "read buffer");
+    auto n = Read(ino, file_size, off, end - off, buf.get(), may_wait);
+    if (!n.ok()) return n;
+    const iovec one{buf.get(), *n};
+    reply(&one, 1);
+    return n;
+  }
+  std::shared_ptr<FileState> fs = may_wait ? cache.GetFile(ino) : cache.FindFile(ino);
+  if (!fs) return absl::UnavailableError("nothing cached");
+  if (!may_wait && !fs->extents_loaded.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("extents not loaded");
+  }
+  if (absl::Status s = cache.EnsureExtents(fs.get()); !s.ok()) return s;
+  PinnedWindow w;
+  if (absl::Status s = PinWindow(fs.get(), off, end, &w, may_wait); !s.ok()) return s;
+  // After pinning: a read that gives up without waiting leaves it unchanged.
+  const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
+  if (ra.end > ra.first) Readahead(fs.get(), ra.first, ra.end);
+  iovec iov[kReadWindowPages];
+  for (size_t i = 0; i < w.n; ++i) {
+    const uint64_t page_off = (off / ps + i) * ps;
+    const uint64_t from = std::max(off, page_off), to = std::min(end, page_off + ps);
+    iov[i] = {w.pages[i]->data + (from - page_off), static_cast<size_t>(to - from)};
+  }
+  // The pages stay referenced (reclaim cannot free them) until the reply
+  // has been written; the caller's io lock keeps writers out of them.
+  reply(iov, static_cast<int>(w.n));
+  UnpinWindow(&w);
+  return end - off;
+}
+
+void FileData::Impl::UnpinWindow(PinnedWindow* w) {
+  for (size_t i = 0; i < w->n; ++i) cache.Put(w->pages[i]);
+  w->n = 0;
+}
+
+absl::Status FileData::Impl::PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w,
+                                       bool may_wait) {
   const uint64_t first = off / ps, last = (end - 1) / ps;
   const size_t n = last - first + 1;
+  Page** pages = w->pages;
   // Pages present get a reference; the missing ones are charged at once,
   // with no lock held, then created locked.
-  std::vector<Page*> pages(n, nullptr);
-  std::vector<bool> hit(n, false);
+  bool hit[kReadWindowPages];
   size_t missing = 0;
   {
     std::lock_guard<std::mutex> l(fs->mu);
+    auto it = fs->pages.lower_bound(first);
     for (size_t i = 0; i < n; ++i) {
-      auto it = fs->pages.find(first + i);
-      if (it == fs->pages.end()) {
+      if (it != fs->pages.end() && it->first == first + i) {
+        it->second->Ref();
+        pages[i] = it->second;
+        hit[i] = true;
+        ++it;
+      } else {
+        pages[i] = nullptr;
+        hit[i] = false;
         ++missing;
-        continue;
       }
-      it->second->Ref();
-      pages[i] = it->second;
-      hit[i] = true;
     }
   }
   auto put_all = [&] {
-    for (Page* p : pages) {
-      if (p) cache.Put(p);
+    for (size_t i = 0; i < n; ++i) {
+      if (pages[i]) cache.Put(pages[i]);
     }
   };
+  if (!may_wait) {
+    bool ready = missing == 0;
+    for (size_t i = 0; i < n && ready; ++i) ready = pages[i]->Test(kPageUptodate);
+    if (!ready) {
+      put_all();
+      return absl::UnavailableError("pages not in the cache");
+    }
+  }
   if (missing > 0) {
     if (absl::Status s = mm->budget().Charge(uint64_t{missing} * cache.page_charge()); !s.ok()) {
       put_all();
@@ -217,7 +321,6 @@ absl::StatusOr<size_t> FileData::Impl::ReadWindow(FileState* fs, uint64_t off, u
   }
 
   absl::Status status;
-  size_t copied = 0;
   for (size_t i = 0; i < n; ++i) {
     Page* p = pages[i];
     (hit[i] ? cache.stats().hits : cache.stats().misses).fetch_add(1, std::memory_order_relaxed);
@@ -230,17 +333,14 @@ absl::StatusOr<size_t> FileData::Impl::ReadWindow(FileState* fs, uint64_t off, u
         p->Unlock();
       }
     }
-    if (status.ok()) {
-      const uint64_t page_off = (first + i) * ps;
-      const uint64_t from = std::max(off, page_off), to = std::min(end, page_off + ps);
-      std::memcpy(out + (from - off), p->data + (from - page_off), to - from);
-      copied += to - from;
-      cache.MarkAccessed(p);
-    }
-    cache.Put(p);
+    if (status.ok()) cache.MarkAccessed(p);
   }
-  if (!status.ok()) return status;
-  return copied;
+  if (!status.ok()) {
+    put_all();
+    return status;
+  }
+  w->n = n;
+  return absl::OkStatus();
 }
 
 void FileData::Impl::Readahead(FileState* fs, uint64_t first, uint64_t end) {
@@ -508,6 +608,11 @@ absl::Status FileData::Shutdown() {
 absl::StatusOr<size_t> FileData::Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
                                       char* out) {
   return impl_->Read(ino, file_size, off, len, out);
+}
+
+absl::StatusOr<size_t> FileData::ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off,
+                                             size_t len, PagesReply reply, bool may_wait) {
+  return impl_->ReadPinned(ino, file_size, off, len, reply, may_wait);
 }
 
 absl::Status FileData::Write(uint64_t ino, uint64_t file_size, uint64_t off, const char* data,

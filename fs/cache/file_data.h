@@ -18,6 +18,9 @@
 #include <memory>
 #include <string>
 
+#include <sys/uio.h>
+
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "reclaim/memory_manager.h"
@@ -69,6 +72,20 @@ class FileData {
 
   // Reads [off, off+len) of a file whose size is file_size; short at EOF.
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t file_size, uint64_t off, size_t len, char* out);
+  // Reads like Read but copies nothing: `reply` is called once, before this
+  // returns, with iovecs pointing into the cached pages (referenced, so
+  // reclaim cannot free them, until it returns; the caller's shared io lock
+  // keeps writers out). A read over more than one window of pages is copied
+  // into one buffer instead. Not called on error; called with (nullptr, 0)
+  // at or past EOF. Returns the bytes passed to reply.
+  // With may_wait false it answers only from pages present and uptodate and
+  // otherwise returns Unavailable at once, having charged, read and changed
+  // nothing (the readahead state included; a read over one window that
+  // loses a page to reclaim halfway may have moved it): the caller retries
+  // where it may wait.
+  using PagesReply = absl::FunctionRef<void(const struct iovec* iov, int count)>;
+  absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
+                                    PagesReply reply, bool may_wait = true);
   // Copies data into the page cache, dirtying pages; reserves blocks for
   // holes (ENOSPC here, not at writeback); throttles the caller when dirty
   // memory is over the dirty limit. The caller updates the size afterwards.

@@ -102,19 +102,16 @@ std::vector<std::shared_ptr<FileState>> PageCache::Files() {
 }
 
 absl::Status PageCache::EnsureExtents(FileState* fs) {
-  {
-    std::lock_guard<std::mutex> l(fs->mu);
-    if (fs->extents_loaded) return absl::OkStatus();
-  }
+  if (fs->extents_loaded.load(std::memory_order_acquire)) return absl::OkStatus();
   // Read without the file lock (it is a leaf lock). Nobody changes the
   // stored extents of a file whose map is not loaded: every committer loads
   // it first, and the map is never unloaded while the state lives.
   auto extents = meta_->GetExtents(fs->ino);
   if (!extents.ok()) return extents.status();
   std::lock_guard<std::mutex> l(fs->mu);
-  if (!fs->extents_loaded) {
+  if (!fs->extents_loaded.load(std::memory_order_relaxed)) {
     fs->extents.Assign(*extents);
-    fs->extents_loaded = true;
+    fs->extents_loaded.store(true, std::memory_order_release);
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "fs/cache/extent_map.h"
@@ -68,11 +69,15 @@ struct FileState {
 
   const uint64_t ino;
 
-  // Leaf lock: guards pages, extents, extents_loaded and the readahead state.
+  // Leaf lock: guards pages, extents and the readahead state.
   std::mutex mu;
-  std::map<uint64_t, Page*> pages;  // index -> page (holds one reference)
+  // index -> page (holds one reference). A B-tree, not std::map: a lookup
+  // in a large file touches a few nodes instead of a cache miss per level,
+  // and readers hold mu for that long.
+  absl::btree_map<uint64_t, Page*> pages;
   ExtentMap extents;
-  bool extents_loaded = false;
+  // Set once, under mu, after the extents are in; read without it.
+  std::atomic<bool> extents_loaded{false};
   uint64_t ra_prev_end = UINT64_MAX;  // byte offset where the last read ended
   uint64_t ra_next = 0;               // first page index not yet read ahead
 

@@ -3,6 +3,7 @@
 // override, so the file and the command line share one set of rules.
 #include "fs/daemon/config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <limits>
 #include <sstream>
+#include <thread>
 #include <variant>
 
 #include "absl/strings/ascii.h"
@@ -20,6 +22,11 @@
 #include <toml++/toml.h>
 
 namespace reclaimfs::fs {
+
+uint32_t DefaultRequestThreads() {
+  return std::clamp<uint32_t>(std::thread::hardware_concurrency(), 2, 16);
+}
+
 namespace {
 
 // A value as it arrives: from TOML (typed) or from the command line (text).
@@ -211,6 +218,7 @@ const std::vector<KeySpec>& Specs() {
     v->push_back(BoolKey("fault_injection", &Config::fault_injection));
     v->push_back(UintKey("max_background", &Config::max_background, 1, 65535));
     v->push_back(UintKey("request_threads", &Config::request_threads, 1, 256));
+    v->push_back(UintKey("blocking_threads", &Config::blocking_threads, 1, 256));
     v->push_back(Live(FractionKey("inode_cache_fraction", &Config::inode_cache_fraction, 0, true, 1, false)));
     v->push_back(UintKey("lock_wait_ms", &Config::lock_wait_ms, 0, 3600 * 1000));
 

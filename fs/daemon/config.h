@@ -19,6 +19,9 @@
 
 namespace reclaimfs::fs {
 
+// The number of cores, at least 2 and at most 16.
+uint32_t DefaultRequestThreads();
+
 struct Config {
   uint64_t cache_budget = 256ull << 20;  // the page + inode cache budget
   uint64_t meta_budget = 32ull << 20;    // RocksDB block cache + memtables, half each
@@ -36,10 +39,14 @@ struct Config {
   bool kernel_cache = false;
   bool fault_injection = false;  // tests: IO through a fault-injecting device
   uint32_t max_background = 64;
-  // FUSE worker threads. Each holds a request buffer of max_write + 4 KiB
-  // and builds read replies outside the cache budget, so this also bounds
-  // that memory.
-  uint32_t request_threads = 16;
+  // FUSE request threads. Each holds a request buffer of max_write + 4 KiB
+  // (outside the cache budget). They do not wait for IO (reads that miss,
+  // fsync and fallocate go to blocking_threads), so by default there are as
+  // many as cores: fewer threads taking turns on /dev/fuse switch less.
+  uint32_t request_threads = DefaultRequestThreads();
+  // Workers for the requests that wait for IO; bounds the reads and fsyncs
+  // waiting at once.
+  uint32_t blocking_threads = 16;
   double inode_cache_fraction = 0.25;
   uint32_t lock_wait_ms = 10'000;
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off

@@ -289,6 +289,7 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   adapter_options.readahead = config.readahead;
   adapter_options.default_permissions = request.default_permissions;
   adapter_options.max_read = request.max_read;
+  adapter_options.blocking_threads = config.blocking_threads;
   FuseAdapter adapter(fs.get(), adapter_options);
 
   const std::string mount_options = FuseMountOptionString(request);
@@ -432,6 +433,7 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   control.Stop();
   watcher.Stop();
   adapter.StopInvalidator();
+  adapter.StopBlockingWorkers();  // their last replies, while the channel is open
   // Unmount before the (possibly long) final flush: once the channel is
   // closed nobody can block on a request we will no longer answer. The data
   // is in our cache, not the kernel's, so nothing is lost by detaching first.

@@ -429,17 +429,49 @@ struct FuseOps {
       fuse_reply_err(req, EINVAL);
       return;
     }
-    std::unique_ptr<char[]> buf(new (std::nothrow) char[std::max<size_t>(size, 1)]);
-    if (!buf) {
-      fuse_reply_err(req, ENOMEM);
-      return;
-    }
-    auto n = Self(req).fs_->Read(ino, fi->fh, static_cast<uint64_t>(off), size, buf.get());
+    // A hit is answered here; a read that would wait for IO (or a page, or
+    // a writer) goes to a blocking worker and this thread back to /dev/fuse.
+    FuseAdapter& self = Self(req);
+    if (ReadAndReply(self, req, ino, fi->fh, static_cast<uint64_t>(off), size, false)) return;
+    self.blocking_.Submit([&self, req, ino, fh = fi->fh, off = static_cast<uint64_t>(off), size] {
+      ReadAndReply(self, req, ino, fh, off, size, true);
+    });
+  }
+
+  // False only when !may_wait and the read would have to wait: then nothing
+  // was replied and nothing changed.
+  static bool ReadAndReply(FuseAdapter& self, fuse_req_t req, fuse_ino_t ino, uint64_t fh, uint64_t off,
+                           size_t size, bool may_wait) {
+    // The reply points at the cached pages; libfuse writes it before the
+    // callback returns, while the pages are still pinned.
+    bool replied = false;
+    auto n = self.fs_->ReadPinned(
+        ino, fh, off, size,
+        [&](const iovec* iov, int count) {
+          ReplyIov(req, iov, count);
+          replied = true;
+        },
+        may_wait);
+    if (replied) return true;
+    if (!may_wait && absl::IsUnavailable(n.status())) return false;
     if (!n.ok()) {
       fuse_reply_err(req, ErrnoOf(n.status()));
-      return;
+    } else {
+      fuse_reply_buf(req, nullptr, 0);
     }
-    fuse_reply_buf(req, buf.get(), std::min(*n, size));
+    return true;
+  }
+
+  // One buffer goes out without an allocation (fuse_reply_iov allocates
+  // its header vector); several in one writev.
+  static void ReplyIov(fuse_req_t req, const iovec* iov, int count) {
+    if (count == 0) {
+      fuse_reply_buf(req, nullptr, 0);
+    } else if (count == 1) {
+      fuse_reply_buf(req, static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
+    } else {
+      fuse_reply_iov(req, iov, count);
+    }
   }
 
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
@@ -475,8 +507,12 @@ struct FuseOps {
     ReplyStatus(req, Self(req).fs_->Release(ino, fi->fh));
   }
 
+  // Waits for writeback: on a blocking worker.
   static void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-    ReplyStatus(req, Self(req).fs_->Fsync(ino, fi->fh, datasync != 0));
+    FuseAdapter& self = Self(req);
+    self.blocking_.Submit([&self, req, ino, fh = fi->fh, datasync] {
+      ReplyStatus(req, self.fs_->Fsync(ino, fh, datasync != 0));
+    });
   }
 
   static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -554,7 +590,10 @@ struct FuseOps {
   }
 
   static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) {
-    ReplyStatus(req, Self(req).fs_->FsyncDir(ino, fi->fh, datasync != 0));
+    FuseAdapter& self = Self(req);
+    self.blocking_.Submit([&self, req, ino, fh = fi->fh, datasync] {
+      ReplyStatus(req, self.fs_->FsyncDir(ino, fh, datasync != 0));
+    });
   }
 
   static void StatFs(fuse_req_t req, fuse_ino_t ino) {
@@ -636,8 +675,11 @@ struct FuseOps {
       fuse_reply_err(req, EINVAL);
       return;
     }
-    ReplyStatus(req, Self(req).fs_->Fallocate(Context(req, false), ino, fi->fh, mode, static_cast<uint64_t>(off),
-                                              static_cast<uint64_t>(len)));
+    // May write back and wait (shifts, zeroing past EOF): on a blocking worker.
+    FuseAdapter& self = Self(req);
+    self.blocking_.Submit([&self, req, ino, fh = fi->fh, mode, off, len, ctx = Context(req, false)] {
+      ReplyStatus(req, self.fs_->Fallocate(ctx, ino, fh, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)));
+    });
   }
 
   static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* fi) {
@@ -814,14 +856,22 @@ struct FuseOps {
 };
 
 FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
-    : fs_(fs), options_(options), channel_(FuseChannel::InitWants{.allow_mmap = !options.kernel_cache, .allow_idmap = options.default_permissions}) {
+    : fs_(fs),
+      options_(options),
+      channel_(FuseChannel::InitWants{.allow_mmap = !options.kernel_cache, .allow_idmap = options.default_permissions}),
+      blocking_(options.blocking_threads) {
   channel_.SetTmpfileHandler(
       [this](const FuseChannel::TmpfileRequest& r) { return FuseOps::Tmpfile(*this, r); },
       [this](const FuseChannel::TmpfileResult& r) { FuseOps::AbandonTmpfile(*this, r); });
   channel_.SetStatxHandler([this](uint64_t nodeid) { return FuseOps::Statx(*this, nodeid); });
 }
 
-FuseAdapter::~FuseAdapter() { StopInvalidator(); }
+FuseAdapter::~FuseAdapter() {
+  StopBlockingWorkers();
+  StopInvalidator();
+}
+
+void FuseAdapter::StopBlockingWorkers() { blocking_.Stop(); }
 
 const fuse_lowlevel_ops& FuseAdapter::Operations() {
   static const fuse_lowlevel_ops ops = FuseOps::MakeTable();
@@ -862,7 +912,8 @@ std::string FuseAdapter::StatsText() const {
                       "fuse_allow_idmap ", channel_.allow_idmap_granted() ? 1 : 0, "\n",
                       "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
                       "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
-                      "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n");
+                      "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n",
+                      "fuse_blocking_requests ", blocking_.submitted(), "\n");
 }
 
 }  // namespace reclaimfs::fs

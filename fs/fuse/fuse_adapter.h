@@ -4,8 +4,10 @@
 // invalidation worker; POSIX semantics live in Filesystem.
 //
 // Threads: libfuse's session loop calls the operations from up to
-// request_threads worker threads at once; each blocks as long as the
-// Filesystem call it makes (fs/posix/filesystem.h). The main thread attaches
+// request_threads worker threads at once. Reads answer from the cache or
+// hand the request to a blocking worker (blocking_workers.h), as fsync and
+// fallocate always do; other operations block their request thread as long
+// as the Filesystem call they make (fs/posix/filesystem.h). The main thread attaches
 // the channel and starts and stops the invalidator; StopInvalidator may wait
 // its grace period (fuse_invalidator.h).
 #pragma once
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "fs/fuse/blocking_workers.h"
 #include "fs/fuse/fuse_channel.h"
 #include "fs/fuse/fuse_invalidator.h"
 #include "fs/posix/filesystem.h"
@@ -32,6 +35,7 @@ struct FuseAdapterOptions {
   bool default_permissions = true;   // false: the filesystem checks, so it needs groups
   uint32_t max_read = 0;             // the max_read= mount option (0: none); INIT repeats it
   double timeout_seconds = 1.0;      // entry and attribute cache timeouts
+  unsigned blocking_threads = 16;    // workers for reads that miss, fsync, fallocate
 };
 
 class FuseAdapter {
@@ -55,6 +59,9 @@ class FuseAdapter {
   // destroyed; `abort_connection` is its last resort (fuse_invalidator.h).
   void StartInvalidator(fuse_session* session, std::function<void()> abort_connection);
   void StopInvalidator();
+  // Runs the blocking requests still queued and joins their workers: after
+  // the session loop, before the filesystem shuts down.
+  void StopBlockingWorkers();
 
   FuseChannel& channel() { return channel_; }
   // "name value" lines about the adapter, for the control socket.
@@ -69,6 +76,7 @@ class FuseAdapter {
   fuse_session* session_ = nullptr;  // set by AttachChannel, before requests arrive
   FuseInvalidator invalidator_;
   std::atomic<bool> invalidator_hooked_{false};
+  BlockingWorkers blocking_;
 };
 
 }  // namespace reclaimfs::fs

@@ -215,23 +215,56 @@ SizeAndMode SnapshotSizeAndMode(Inode* inode) {
 }  // namespace
 
 absl::StatusOr<size_t> Filesystem::Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf) {
+  size_t n = 0;
+  RFS_RETURN_IF_ERROR(ReadWith(ino, fh, [&](uint64_t file_size) -> absl::Status {
+    if (off >= file_size || size == 0) return absl::OkStatus();
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(size, file_size - off));
+    RFS_ASSIGN_OR_RETURN(n, impl_->data->Read(ino, file_size, off, len, buf));
+    return absl::OkStatus();
+  }));
+  return n;
+}
+
+absl::StatusOr<size_t> Filesystem::ReadPinned(uint64_t ino, uint64_t fh, uint64_t off, size_t size,
+                                              FileData::PagesReply reply, bool may_wait) {
+  size_t n = 0;
+  RFS_RETURN_IF_ERROR(ReadWith(
+      ino, fh,
+      [&](uint64_t file_size) -> absl::Status {
+        const size_t len = off < file_size ? static_cast<size_t>(std::min<uint64_t>(size, file_size - off)) : 0;
+        RFS_ASSIGN_OR_RETURN(n, impl_->data->ReadPinned(ino, file_size, off, len, reply, may_wait));
+        return absl::OkStatus();
+      },
+      may_wait));
+  return n;
+}
+
+absl::Status Filesystem::ReadWith(uint64_t ino, uint64_t fh, absl::FunctionRef<absl::Status(uint64_t)> read,
+                                  bool may_wait) {
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(Handle h, FileHandle(s.handles, ino, fh));
   if (!h.readable()) return ErrnoStatus(EBADF, "handle not open for reading");
-  RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
-  size_t n = 0;
+  InodeRef ref;
+  if (may_wait) {
+    RFS_ASSIGN_OR_RETURN(ref, s.Pin(ino));
+  } else {
+    ref = s.cache ? s.cache->GetCached(ino) : InodeRef();  // never loads
+    if (!ref) return absl::UnavailableError("inode not cached");
+  }
   {
-    std::shared_lock io(ref->io_mu);
+    std::shared_lock io(ref->io_mu, std::defer_lock);
+    if (may_wait) {
+      io.lock();
+    } else if (!io.try_lock()) {
+      return absl::UnavailableError("a writer holds the file");
+    }
     const auto [file_size, mode, iflags] = SnapshotSizeAndMode(ref.get());
     if (S_ISDIR(mode)) return ErrnoStatus(EISDIR);
     if (!S_ISREG(mode)) return ErrnoStatus(EINVAL);
-    if (off < file_size && size > 0) {
-      const size_t len = static_cast<size_t>(std::min<uint64_t>(size, file_size - off));
-      RFS_ASSIGN_OR_RETURN(n, s.data->Read(ino, file_size, off, len, buf));
-    }
+    RFS_RETURN_IF_ERROR(read(file_size));
   }
   s.TouchAtime(ref.get());
-  return n;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<size_t> Filesystem::Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size,

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "fs/cache/file_data.h"
@@ -187,6 +188,13 @@ class Filesystem {
   absl::StatusOr<std::pair<Attributes, OpenFile>> Tmpfile(const RequestContext& ctx, uint64_t parent,
                                                           uint32_t mode, int flags);
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t fh, uint64_t off, size_t size, char* buf);
+  // Read without a copy: `reply` gets iovecs into the cached pages and must
+  // send them before it returns (FileData::ReadPinned); it runs under the
+  // inode's shared io lock, so it must not call back into this filesystem.
+  // Not called on error. With may_wait false it never waits (for IO, a
+  // page or the io lock): Unavailable means "ask again where you may wait".
+  absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t fh, uint64_t off, size_t size,
+                                    FileData::PagesReply reply, bool may_wait = true);
   // O_APPEND handles write at the current end of file.
   absl::StatusOr<size_t> Write(uint64_t ino, uint64_t fh, uint64_t off, const char* data, size_t size,
                                WritePrivs privs = {});
@@ -278,6 +286,10 @@ class Filesystem {
 
  private:
   Filesystem();
+  // The common part of the reads: checks the handle, pins the inode and
+  // calls read(file size) under its shared io lock, then touches atime.
+  absl::Status ReadWith(uint64_t ino, uint64_t fh, absl::FunctionRef<absl::Status(uint64_t)> read,
+                        bool may_wait = true);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -6,10 +6,12 @@
 
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/daemon/mount_options.h"
@@ -127,7 +129,7 @@ TEST(ConfigTest, EveryKeyFromText) {
       {"uring_queue_depth", "100"},    {"readahead", "0"},
       {"shrinker_mode", "nonblocking"}, {"kernel_cache", "yes"}, {"fault_injection", "true"},
       {"max_background", "12"},        {"request_threads", "4"},
-      {"inode_cache_fraction", "1"},
+      {"blocking_threads", "24"},      {"inode_cache_fraction", "1"},
       {"lock_wait_ms", "0"},           {"log_level", "WARNING"},
       {"metrics_listen", "127.0.0.1:9100"},
       {"host_pressure", "on"},         {"host_pressure_floor", "48M"},
@@ -151,6 +153,7 @@ TEST(ConfigTest, EveryKeyFromText) {
   EXPECT_TRUE(c.kernel_cache);
   EXPECT_EQ(c.max_background, 12u);
   EXPECT_EQ(c.request_threads, 4u);
+  EXPECT_EQ(c.blocking_threads, 24u);
   EXPECT_DOUBLE_EQ(c.inode_cache_fraction, 1.0);
   EXPECT_EQ(c.lock_wait_ms, 0u);
   EXPECT_EQ(c.log_level, "warn");
@@ -177,6 +180,11 @@ TEST(ConfigTest, MetricsListenTakesAnIpAndAPort) {
   }
   EXPECT_FALSE(IsLiveConfigKey("metrics_listen"));
   EXPECT_TRUE(IsLiveConfigKey("cache_budget"));
+}
+
+TEST(ConfigTest, RequestThreadsFollowTheCores) {
+  const uint32_t cores = std::thread::hardware_concurrency();
+  EXPECT_EQ(Config().request_threads, std::clamp<uint32_t>(cores, 2, 16));
 }
 
 TEST(ConfigTest, SizesAsTomlIntegersAndStrings) {

@@ -48,7 +48,8 @@ TEST_F(LiveConfigTest, OriginsOfDefaultFileOptionAndLive) {
   EXPECT_THAT(text, HasSubstr("readahead = 256K  # -o\n"));
   EXPECT_THAT(text, HasSubstr("dirty_ratio = 0.4  # live\n"));
   EXPECT_THAT(text, HasSubstr("meta_budget = 32M  # default\n"));
-  EXPECT_THAT(text, HasSubstr("request_threads = 16  # default, needs a remount\n"));
+  const std::string threads = std::to_string(Config().request_threads);  // follows the cores
+  EXPECT_THAT(text, HasSubstr("request_threads = " + threads + "  # default, needs a remount\n"));
 }
 
 TEST_F(LiveConfigTest, SetValidatesLikeTheFileAndIsAllOrNothing) {
@@ -111,11 +112,12 @@ TEST_F(LiveConfigTest, ReloadAppliesTheFileKeepsRemountKeysAndReportsBadFiles) {
   EXPECT_EQ(live.current().cache_budget, 64ull << 20);
   EXPECT_EQ(live.current().dirty_expire_ms, 1000u);       // -o still wins
   EXPECT_EQ(live.current().readahead, 128ull << 10);      // the live value is replaced
-  EXPECT_EQ(live.current().request_threads, 16u);         // needs a remount
+  EXPECT_EQ(live.current().request_threads, Config().request_threads);  // needs a remount
   EXPECT_THAT(kept, ::testing::ElementsAre("request_threads"));
   EXPECT_THAT(live.Text(), HasSubstr("last reload: ok at "));
   EXPECT_THAT(live.Text(), HasSubstr("kept until a remount: request_threads"));
-  EXPECT_THAT(live.Text(), HasSubstr("request_threads = 16  # default, needs a remount"));
+  EXPECT_THAT(live.Text(), HasSubstr("request_threads = " + std::to_string(Config().request_threads) +
+                                     "  # default, needs a remount"));
 
   WriteFile("cache_budget = \"16M\"\nwatermark_low = \"x\"\n");
   absl::Status s = live.Reload();

@@ -56,6 +56,14 @@ void FillAttr(const struct stat& st, fuse_attr* a) {
   a->mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
   a->ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
 }
+// Answers the request of `out.unique` with -err; a reply the kernel no
+// longer waits for (interrupted) is only logged.
+void WriteErrorReply(int fd, fuse_out_header out, int err, const char* what) {
+  out.error = -err;
+  out.len = sizeof(out);
+  if (::write(fd, &out, sizeof(out)) < 0) spdlog::debug("{} error reply not taken: {}", what, std::strerror(errno));
+}
+
 // Set by Read on the thread that then handles the request (see the header).
 thread_local uint32_t current_write_flags = 0;
 
@@ -108,11 +116,7 @@ bool FuseChannel::ServeTmpfile(int fd, const void* buf, size_t len) {
   fuse_out_header out{};
   out.unique = in.unique;
   if (result.error != 0) {
-    out.error = -result.error;
-    out.len = sizeof(out);
-    if (::write(fd, &out, sizeof(out)) < 0) {
-      spdlog::debug("FUSE_TMPFILE error reply not taken: {}", std::strerror(errno));
-    }
+    WriteErrorReply(fd, out, result.error, "FUSE_TMPFILE");
     return true;
   }
 
@@ -161,11 +165,7 @@ bool FuseChannel::ServeStatx(int fd, const void* buf, size_t len) {
   fuse_out_header out{};
   out.unique = in.unique;
   if (result.error != 0) {
-    out.error = -result.error;
-    out.len = sizeof(out);
-    if (::write(fd, &out, sizeof(out)) < 0) {
-      spdlog::debug("FUSE_STATX error reply not taken: {}", std::strerror(errno));
-    }
+    WriteErrorReply(fd, out, result.error, "FUSE_STATX");
     return true;
   }
   fuse_ext::StatxOut reply{};

@@ -849,12 +849,15 @@ uint64_t FileData::AllocatedSectors(uint64_t ino) {
   auto queried = d.QueryFile(ino);
   if (!queried.ok()) return 0;
   std::shared_ptr<FileState> fs = *std::move(queried);
-  uint64_t blocks;
+  // Reserved first, then the rest under `mu`: writeback counts a block as
+  // allocating (under `mu`) before it drops its reservation, and maps it in
+  // the same critical section that stops counting it, so each block is seen
+  // at least once (never zero blocks for a file being rewritten).
+  uint64_t blocks = fs->nr_reserved.load();
   {
     std::lock_guard<std::mutex> l(fs->mu);
-    blocks = fs->extents.BlockCount();
+    blocks += fs->extents.BlockCount() + fs->nr_allocating.load();
   }
-  blocks += fs->nr_reserved.load();
   return blocks * (d.ps / 512);
 }
 

@@ -84,6 +84,11 @@ struct FileState {
   std::atomic<uint64_t> nr_dirty{0};
   std::atomic<uint64_t> nr_writeback{0};
   std::atomic<uint64_t> nr_reserved{0};   // pages holding a reserved block
+  // Blocks writeback has allocated for holes but not yet mapped: between the
+  // allocation and the extent commit they are in neither the extent map nor
+  // nr_reserved, and st_blocks must not dip while they are written. Changed
+  // under `mu`, so a reader holding it sees extents + these consistently.
+  std::atomic<uint64_t> nr_allocating{0};
   std::atomic<int64_t> dirtied_when_ms{0};  // when nr_dirty last left 0
 
   // Serialises writeback of this file so delayed allocation hands out

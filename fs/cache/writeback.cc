@@ -48,6 +48,12 @@ struct Writeback::Slot {
   bool unwritten = false;  // block came from an unwritten extent
 };
 
+uint64_t Writeback::CountGotBlock(const std::vector<Slot>& slots) {
+  uint64_t n = 0;
+  for (const Slot& s : slots) n += s.got_block;
+  return n;
+}
+
 // Completion state of one page set's requests. Callbacks run on the device's
 // completion thread and only record and signal, or, for a set its flusher
 // stopped waiting for, post the rest of the work to the pool.
@@ -457,6 +463,10 @@ absl::Status Writeback::WritePageSet(const std::shared_ptr<FileState>& file, std
             slots[k].got_block = true;
           }
         }
+        {
+          std::lock_guard<std::mutex> l(fs->mu);
+          fs->nr_allocating.fetch_add(n);
+        }
         for (size_t m = i; m < j; ++m) cache_->ClearReserved(slots[m].page);
         stats_.blocks_allocated.fetch_add(n, std::memory_order_relaxed);
         goal_hint = slots[j - 1].disk + 1;
@@ -541,6 +551,9 @@ absl::Status Writeback::WritePageSet(const std::shared_ptr<FileState>& file, std
 
 absl::Status Writeback::FinishPageSet(FileState* fs, std::vector<Slot>& slots,
                                       std::vector<storage::BlockRun>& allocated, absl::Status status) {
+  // Blocks got for holes stop counting as allocating where they are mapped,
+  // or, if they never are, once their reservations are back (below).
+  bool allocating_released = false;
   // 6. Data is on disk: commit the metadata that points at it.
   if (status.ok()) {
     storage::MetaStore::Batch batch;
@@ -569,6 +582,8 @@ absl::Status Writeback::FinishPageSet(FileState* fs, std::vector<Slot>& slots,
           fs->extents.MapWritten(slots[i].page->index, slots[i].disk, j - i, &delta, &displaced);
           i = j;
         }
+        fs->nr_allocating.fetch_sub(CountGotBlock(slots));
+        allocating_released = true;
       }
       delta.ApplyTo(fs->ino, &b);
       if (!allocated.empty()) alloc_->CommitAllocation(allocated, &b);
@@ -603,6 +618,10 @@ absl::Status Writeback::FinishPageSet(FileState* fs, std::vector<Slot>& slots,
         alloc_->Unreserve(1);
       }
     }
+  }
+  if (!allocating_released) {
+    std::lock_guard<std::mutex> l(fs->mu);
+    fs->nr_allocating.fetch_sub(CountGotBlock(slots));
   }
   if (!status.ok()) {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);

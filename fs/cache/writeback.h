@@ -117,6 +117,7 @@ class Writeback {
   absl::Status WritePageSet(const std::shared_ptr<FileState>& fs, std::vector<Page*> pages,
                             Page* locked, bool try_rest);
   struct Slot;
+  static uint64_t CountGotBlock(const std::vector<Slot>& slots);
   struct PageSetIo;
   // After the IO of a page set: commit (or undo) and end writeback.
   absl::Status FinishPageSet(FileState* fs, std::vector<Slot>& slots,

@@ -76,6 +76,29 @@ TEST_F(SyncPointTest, PageoutOfTruncatedPageIsDropped) {
   EXPECT_EQ(env.alloc().reserved_blocks(), 0u);
 }
 
+// st_blocks never dips while new data is written: between the allocation of
+// blocks for holes and the commit that maps them, the blocks are counted.
+TEST_F(SyncPointTest, AllocatedSectorsCountBlocksBeingWritten) {
+  DataEnv env(Quiet());
+  constexpr uint64_t kPages = 16;
+  ASSERT_TRUE(env.Write(23, 0, Pattern(23, 0, kPages * kPage)).ok());
+  const uint64_t want = kPages * (kPage / 512);
+  EXPECT_EQ(env.data().AllocatedSectors(23), want);  // reserved, not yet allocated
+  std::atomic<uint64_t> seen_before_commit{0};
+  std::atomic<int> calls{0};
+  SyncPoint::Get().SetCallback("PageCache::Writeback:BeforeCommit", [&] {
+    seen_before_commit.store(env.data().AllocatedSectors(23));
+    calls.fetch_add(1);
+  });
+  SyncPoint::Get().Enable();
+  ASSERT_TRUE(env.data().Sync(23, false).ok());
+  SyncPoint::Get().Disable();
+  ASSERT_GE(calls.load(), 1);
+  EXPECT_EQ(seen_before_commit.load(), want);
+  EXPECT_EQ(env.data().AllocatedSectors(23), want);  // mapped now
+  EXPECT_EQ(env.Read(23, 0, kPages * kPage), Pattern(23, 0, kPages * kPage));
+}
+
 TEST_F(SyncPointTest, PageoutOfCleanedPageIsDropped) {
   DataEnv env(Quiet());
   ASSERT_TRUE(env.Write(21, 0, Pattern(21, 0, kPage)).ok());

@@ -219,6 +219,19 @@ const std::vector<KeySpec>& Specs() {
     v->push_back(UintKey("max_background", &Config::max_background, 1, 65535));
     v->push_back(UintKey("request_threads", &Config::request_threads, 1, 256));
     v->push_back(UintKey("blocking_threads", &Config::blocking_threads, 1, 256));
+    KeySpec transport;
+    transport.name = "fuse_transport";
+    transport.set = [](Config* c, const Value& v) -> absl::Status {
+      const auto* s = std::get_if<std::string>(&v);
+      if (s != nullptr && (*s == "auto" || *s == "uring" || *s == "dev")) {
+        c->fuse_transport = *s;
+        return absl::OkStatus();
+      }
+      return KeyError("fuse_transport", absl::StrCat("expected \"auto\", \"uring\" or \"dev\", got ", Describe(v)));
+    };
+    transport.show = [](const Config& c) { return c.fuse_transport; };
+    v->push_back(std::move(transport));
+    v->push_back(UintKey("fuse_uring_depth", &Config::fuse_uring_depth, 1, 1024));
     v->push_back(Live(FractionKey("inode_cache_fraction", &Config::inode_cache_fraction, 0, true, 1, false)));
     v->push_back(UintKey("lock_wait_ms", &Config::lock_wait_ms, 0, 3600 * 1000));
 

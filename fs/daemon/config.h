@@ -47,6 +47,13 @@ struct Config {
   // Workers for the requests that wait for IO; bounds the reads and fsyncs
   // waiting at once.
   uint32_t blocking_threads = 16;
+  // How requests reach the daemon: "auto" (io_uring queues when the kernel
+  // offers FUSE over io_uring, else /dev/fuse), "uring" (refuse to mount
+  // without it) or "dev".
+  std::string fuse_transport = "auto";
+  // Ring entries per io_uring queue (one queue per CPU); each holds a
+  // payload buffer of max_write (1 MiB), outside the cache budget.
+  uint32_t fuse_uring_depth = 8;
   double inode_cache_fraction = 0.25;
   uint32_t lock_wait_ms = 10'000;
   std::string log_level = "info";  // trace, debug, info, warn, error, critical, off

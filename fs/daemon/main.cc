@@ -248,6 +248,11 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   auto fail = [](const absl::Status& status) { return Fail(std::string(status.message())); };
   SetTerminationSignalsBlocked(true);
 
+  if (config.fuse_transport == "uring" && !FuseUring::KernelEnabled()) {
+    return Fail(absl::StrCat("fuse_transport=uring: this kernel's FUSE does not serve requests through io_uring; ",
+                             FuseUring::kEnableHint, ", or use fuse_transport=auto"));
+  }
+
   FilesystemOptions options;
   options.store_dir = request.store_dir;
   options.read_only = request.read_only;
@@ -290,6 +295,10 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   adapter_options.default_permissions = request.default_permissions;
   adapter_options.max_read = request.max_read;
   adapter_options.blocking_threads = config.blocking_threads;
+  adapter_options.transport = config.fuse_transport == "uring" ? FuseTransport::kUring
+                              : config.fuse_transport == "dev" ? FuseTransport::kDev
+                                                               : FuseTransport::kAuto;
+  adapter_options.uring_depth = config.fuse_uring_depth;
   FuseAdapter adapter(fs.get(), adapter_options);
 
   const std::string mount_options = FuseMountOptionString(request);
@@ -438,6 +447,8 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   // closed nobody can block on a request we will no longer answer. The data
   // is in our cache, not the kernel's, so nothing is lost by detaching first.
   session->Unmount();
+  // The rings hold /dev/fuse open too: closing them ends the connection.
+  adapter.StopTransport();
   if (host_pressure) host_pressure->Stop();
   const absl::Status shutdown = fs->Shutdown();
   if (!shutdown.ok()) {

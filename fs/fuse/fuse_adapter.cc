@@ -858,17 +858,67 @@ struct FuseOps {
 FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
     : fs_(fs),
       options_(options),
-      channel_(FuseChannel::InitWants{.allow_mmap = !options.kernel_cache, .allow_idmap = options.default_permissions}),
+      channel_(FuseChannel::InitWants{.allow_mmap = !options.kernel_cache,
+                                      .allow_idmap = options.default_permissions,
+                                      .over_io_uring = options.transport != FuseTransport::kDev}),
       blocking_(options.blocking_threads) {
   channel_.SetTmpfileHandler(
       [this](const FuseChannel::TmpfileRequest& r) { return FuseOps::Tmpfile(*this, r); },
       [this](const FuseChannel::TmpfileResult& r) { FuseOps::AbandonTmpfile(*this, r); });
   channel_.SetStatxHandler([this](uint64_t nodeid) { return FuseOps::Statx(*this, nodeid); });
+  channel_.SetInitDone([this](const FuseChannel::InitReply& r) { StartTransport(r); });
 }
+
+void FuseAdapter::StartTransport(const FuseChannel::InitReply& init) {
+  if (options_.transport == FuseTransport::kDev) return;
+  if (!init.over_io_uring_granted) {
+    const std::string why = init.over_io_uring_offered
+                                ? std::string("it could not be granted")
+                                : absl::StrCat("the kernel does not offer it; ", FuseUring::kEnableHint);
+    if (options_.transport == FuseTransport::kUring) {
+      spdlog::error("fuse_transport=uring: FUSE over io_uring is unavailable: {}; serving through /dev/fuse", why);
+    } else {
+      spdlog::info("FUSE over io_uring unavailable ({}): serving through /dev/fuse", why);
+    }
+    return;
+  }
+  FuseUring::Options o;
+  o.fuse_fd = fuse_session_fd(session_);
+  o.queues = FuseUring::PossibleCpus();
+  o.depth = options_.uring_depth;
+  // The kernel's max payload: the larger of max_write and max_pages pages.
+  o.payload_size = std::max<size_t>({8192, init.max_write, static_cast<size_t>(init.max_pages) * 4096});
+  const int fd = o.fuse_fd;
+  auto ring = std::make_unique<FuseUring>(o, [this, fd](char* buf, size_t len) {
+    if (channel_.ServeRingRequest(fd, buf, len)) return;
+    fuse_buf b{};
+    b.size = len;
+    b.mem = buf;
+    fuse_session_process_buf(session_, &b);
+  });
+  // Replies are routed before the first ring request can arrive.
+  channel_.SetRing(ring.get());
+  if (absl::Status s = ring->Start(); !s.ok()) {
+    channel_.SetRing(nullptr);
+    spdlog::error("{}; serving through /dev/fuse", std::string(s.message()));
+    return;
+  }
+  spdlog::info("FUSE over io_uring: {} queues of {} entries, {} KiB of ring buffers", o.queues, o.depth,
+               ring->buffer_bytes() >> 10);
+  uring_ = std::move(ring);
+}
+
+void FuseAdapter::StopTransport() {
+  if (uring_) uring_->Stop();
+}
+
+const char* FuseAdapter::transport() const { return uring_ && uring_->requests() > 0 ? "uring" : "dev"; }
 
 FuseAdapter::~FuseAdapter() {
   StopBlockingWorkers();
+  StopTransport();
   StopInvalidator();
+  channel_.SetRing(nullptr);
 }
 
 void FuseAdapter::StopBlockingWorkers() { blocking_.Stop(); }
@@ -913,7 +963,8 @@ std::string FuseAdapter::StatsText() const {
                       "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
                       "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
                       "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n",
-                      "fuse_blocking_requests ", blocking_.submitted(), "\n");
+                      "fuse_blocking_requests ", blocking_.submitted(), "\n",
+                      "fuse_transport ", transport(), "\n", uring_ ? uring_->StatsText() : std::string());
 }
 
 }  // namespace reclaimfs::fs

@@ -15,18 +15,26 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "fs/fuse/blocking_workers.h"
 #include "fs/fuse/fuse_channel.h"
 #include "fs/fuse/fuse_invalidator.h"
+#include "fs/fuse/fuse_uring.h"
 #include "fs/posix/filesystem.h"
 
 struct fuse_lowlevel_ops;
 struct fuse_session;
 
 namespace reclaimfs::fs {
+
+// How requests reach the daemon: through io_uring queues when the kernel
+// offers FUSE_OVER_IO_URING (auto falls back to /dev/fuse, uring insists),
+// or /dev/fuse reads only.
+enum class FuseTransport { kAuto, kUring, kDev };
 
 struct FuseAdapterOptions {
   bool kernel_cache = false;         // false: FOPEN_DIRECT_IO on every open file
@@ -36,6 +44,8 @@ struct FuseAdapterOptions {
   uint32_t max_read = 0;             // the max_read= mount option (0: none); INIT repeats it
   double timeout_seconds = 1.0;      // entry and attribute cache timeouts
   unsigned blocking_threads = 16;    // workers for reads that miss, fsync, fallocate
+  FuseTransport transport = FuseTransport::kAuto;
+  unsigned uring_depth = 8;          // ring entries per queue (io_uring transport)
 };
 
 class FuseAdapter {
@@ -62,6 +72,11 @@ class FuseAdapter {
   // Runs the blocking requests still queued and joins their workers: after
   // the session loop, before the filesystem shuts down.
   void StopBlockingWorkers();
+  // Stops the io_uring transport's queues, if it runs: after the blocking
+  // workers (their replies go through it) and after the unmount.
+  void StopTransport();
+  // "uring" or "dev": how requests are served now.
+  const char* transport() const;
 
   FuseChannel& channel() { return channel_; }
   // "name value" lines about the adapter, for the control socket.
@@ -69,6 +84,7 @@ class FuseAdapter {
 
  private:
   friend struct FuseOps;
+  void StartTransport(const FuseChannel::InitReply& init);
 
   Filesystem* const fs_;
   const FuseAdapterOptions options_;
@@ -77,6 +93,9 @@ class FuseAdapter {
   FuseInvalidator invalidator_;
   std::atomic<bool> invalidator_hooked_{false};
   BlockingWorkers blocking_;
+  // Started on the thread that answers INIT, before the session loop; the
+  // channel routes replies to it.
+  std::unique_ptr<FuseUring> uring_;
 };
 
 }  // namespace reclaimfs::fs

@@ -4,6 +4,7 @@
 #include "fs/fuse/fuse_channel.h"
 
 #include "fs/fuse/fuse_protocol_ext.h"
+#include "fs/fuse/fuse_uring.h"
 
 #include <linux/fuse.h>
 #include <linux/stat.h>
@@ -56,14 +57,6 @@ void FillAttr(const struct stat& st, fuse_attr* a) {
   a->mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
   a->ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
 }
-// Answers the request of `out.unique` with -err; a reply the kernel no
-// longer waits for (interrupted) is only logged.
-void WriteErrorReply(int fd, fuse_out_header out, int err, const char* what) {
-  out.error = -err;
-  out.len = sizeof(out);
-  if (::write(fd, &out, sizeof(out)) < 0) spdlog::debug("{} error reply not taken: {}", what, std::strerror(errno));
-}
-
 // Set by Read on the thread that then handles the request (see the header).
 thread_local uint32_t current_write_flags = 0;
 
@@ -71,6 +64,26 @@ constexpr size_t kInitInFlags2End = offsetof(fuse_init_in, flags2) + sizeof(uint
 constexpr size_t kInitOutFlags2End = offsetof(fuse_init_out, flags2) + sizeof(uint32_t);
 
 }  // namespace
+
+ssize_t FuseChannel::Send(int fd, const struct iovec* iov, int count) {
+  FuseUring* ring = ring_.load(std::memory_order_acquire);
+  ssize_t n = 0;
+  if (ring != nullptr && ring->TakeReply(iov, count, &n)) return n;
+  return ::writev(fd, iov, count);
+}
+
+void FuseChannel::SendError(int fd, fuse_out_header out, int err, const char* what) {
+  out.error = -err;
+  out.len = sizeof(out);
+  const struct iovec iov{&out, sizeof(out)};
+  if (Send(fd, &iov, 1) < 0) spdlog::debug("{} error reply not taken: {}", what, std::strerror(errno));
+}
+
+bool FuseChannel::ServeRingRequest(int fd, const char* buf, size_t len) {
+  current_write_flags = 0;
+  NoteWriteFlags(buf, len);
+  return ServeTmpfile(fd, buf, len) || ServeStatx(fd, buf, len);
+}
 
 ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
   for (;;) {
@@ -116,7 +129,7 @@ bool FuseChannel::ServeTmpfile(int fd, const void* buf, size_t len) {
   fuse_out_header out{};
   out.unique = in.unique;
   if (result.error != 0) {
-    WriteErrorReply(fd, out, result.error, "FUSE_TMPFILE");
+    SendError(fd, out, result.error, "FUSE_TMPFILE");
     return true;
   }
 
@@ -138,7 +151,7 @@ bool FuseChannel::ServeTmpfile(int fd, const void* buf, size_t len) {
   const size_t entry_size = minor < 9 ? FUSE_COMPAT_ENTRY_OUT_SIZE : sizeof(entry);
   out.len = static_cast<uint32_t>(sizeof(out) + entry_size + sizeof(open));
   const struct iovec iov[3] = {{&out, sizeof(out)}, {&entry, entry_size}, {&open, sizeof(open)}};
-  if (::writev(fd, iov, 3) < 0) {
+  if (Send(fd, iov, 3) < 0) {
     // The kernel no longer waits for it (interrupted): undo.
     spdlog::debug("FUSE_TMPFILE reply not taken: {}", std::strerror(errno));
     if (tmpfile_abandon_) tmpfile_abandon_(result);
@@ -165,7 +178,7 @@ bool FuseChannel::ServeStatx(int fd, const void* buf, size_t len) {
   fuse_out_header out{};
   out.unique = in.unique;
   if (result.error != 0) {
-    WriteErrorReply(fd, out, result.error, "FUSE_STATX");
+    SendError(fd, out, result.error, "FUSE_STATX");
     return true;
   }
   fuse_ext::StatxOut reply{};
@@ -192,7 +205,7 @@ bool FuseChannel::ServeStatx(int fd, const void* buf, size_t len) {
   sx.rdev_minor = minor(st.st_rdev);
   out.len = static_cast<uint32_t>(sizeof(out) + sizeof(reply));
   const struct iovec iov[2] = {{&out, sizeof(out)}, {&reply, sizeof(reply)}};
-  if (::writev(fd, iov, 2) < 0) spdlog::debug("FUSE_STATX reply not taken: {}", std::strerror(errno));
+  if (Send(fd, iov, 2) < 0) spdlog::debug("FUSE_STATX reply not taken: {}", std::strerror(errno));
   return true;
 }
 
@@ -235,35 +248,44 @@ void FuseChannel::NoteInit(const void* buf, size_t len) {
 ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   const uint64_t unique = init_unique_.load(std::memory_order_acquire);
   // libfuse sends a reply as {out header, body}; INIT's body is fuse_init_out.
-  if (unique == 0 || count != 2 || iov[0].iov_len != sizeof(fuse_out_header)) {
-    return ::writev(fd, iov, count);
-  }
+  if (unique == 0 || count != 2 || iov[0].iov_len != sizeof(fuse_out_header)) return Send(fd, iov, count);
   fuse_out_header out;
   std::memcpy(&out, iov[0].iov_base, sizeof(out));
-  if (out.unique != unique) return ::writev(fd, iov, count);
+  if (out.unique != unique) return Send(fd, iov, count);
   init_unique_.store(0, std::memory_order_release);
   const uint64_t offered = offered_.load(std::memory_order_acquire);
   uint64_t grant = 0;
   if (wants_.allow_mmap && (offered & kDirectIoAllowMmap) != 0) grant |= kDirectIoAllowMmap;
   if (wants_.allow_idmap && (offered & fuse_ext::kAllowIdmap) != 0) grant |= fuse_ext::kAllowIdmap;
-  if (out.error != 0 || iov[1].iov_len < kInitOutFlags2End || grant == 0 ||
-      !kernel_init_ext_.load(std::memory_order_relaxed)) {
-    return ::writev(fd, iov, count);
+  if (wants_.over_io_uring && (offered & fuse_ext::kOverIoUring) != 0) grant |= fuse_ext::kOverIoUring;
+  if (out.error != 0 || iov[1].iov_len < kInitOutFlags2End || !kernel_init_ext_.load(std::memory_order_relaxed)) {
+    grant = 0;
   }
-
-  std::vector<char> body(static_cast<const char*>(iov[1].iov_base),
-                         static_cast<const char*>(iov[1].iov_base) + iov[1].iov_len);
-  fuse_init_out init;
-  std::memcpy(&init, body.data(), kInitOutFlags2End);
-  init.flags |= kInitExt;
-  init.flags2 |= static_cast<uint32_t>(grant >> 32);
-  std::memcpy(body.data(), &init, kInitOutFlags2End);
-
-  const struct iovec patched[2] = {iov[0], {body.data(), body.size()}};
-  const ssize_t n = ::writev(fd, patched, 2);
+  InitReply reply;
+  reply.over_io_uring_offered = (offered & fuse_ext::kOverIoUring) != 0;
+  ssize_t n;
+  if (grant == 0) {
+    n = ::writev(fd, iov, count);
+  } else {
+    std::vector<char> body(static_cast<const char*>(iov[1].iov_base),
+                           static_cast<const char*>(iov[1].iov_base) + iov[1].iov_len);
+    fuse_init_out init;
+    std::memcpy(&init, body.data(), kInitOutFlags2End);
+    init.flags |= kInitExt;
+    init.flags2 |= static_cast<uint32_t>(grant >> 32);
+    std::memcpy(body.data(), &init, kInitOutFlags2End);
+    reply.max_write = init.max_write;
+    reply.max_pages = init.max_pages;
+    const struct iovec patched[2] = {iov[0], {body.data(), body.size()}};
+    n = ::writev(fd, patched, 2);
+  }
   if (n >= 0) {
     granted_.store(grant, std::memory_order_release);
-    spdlog::debug("INIT reply: granted flags 0x{:x}", grant);
+    if (grant != 0) spdlog::debug("INIT reply: granted flags 0x{:x}", grant);
+    reply.over_io_uring_granted = (grant & fuse_ext::kOverIoUring) != 0;
+    // The kernel has processed the reply when writev returns: the
+    // connection is initialised and ring entries may be registered.
+    if (init_done_ && out.error == 0) init_done_(reply);
   }
   return n;
 }

@@ -42,7 +42,11 @@
 #include <cstdint>
 #include <functional>
 
+struct fuse_out_header;
+
 namespace reclaimfs::fs {
+
+class FuseUring;
 
 class FuseChannel {
  public:
@@ -85,6 +89,7 @@ class FuseChannel {
   struct InitWants {
     bool allow_mmap = false;   // FUSE_DIRECT_IO_ALLOW_MMAP
     bool allow_idmap = false;  // FUSE_ALLOW_IDMAP (needs default_permissions)
+    bool over_io_uring = false;  // FUSE_OVER_IO_URING (fuse_uring.h)
   };
   explicit FuseChannel(InitWants wants) : wants_(wants) {}
 
@@ -99,6 +104,24 @@ class FuseChannel {
     tmpfile_handler_ = std::move(handler);
     tmpfile_abandon_ = std::move(abandon);
   }
+  // What the INIT reply settled, for the transport that starts after it.
+  struct InitReply {
+    bool over_io_uring_offered = false;
+    bool over_io_uring_granted = false;
+    uint32_t max_write = 0;  // as sent (set when the reply was patched)
+    uint32_t max_pages = 0;
+  };
+  // Before the session loop starts: called on the thread that wrote a
+  // successful INIT reply, once the kernel has taken it.
+  void SetInitDone(std::function<void(const InitReply&)> done) { init_done_ = std::move(done); }
+  // Replies whose request came through the io_uring transport go back
+  // through it (nullptr: /dev/fuse only). The ring outlives the session.
+  void SetRing(FuseUring* ring) { ring_.store(ring, std::memory_order_release); }
+  // A request from the io_uring transport, before libfuse sees it: notes
+  // its write flags and serves FUSE_TMPFILE and FUSE_STATX as Read does.
+  // True if it was answered here.
+  bool ServeRingRequest(int fd, const char* buf, size_t len);
+
   // Before the session loop starts. Without one FUSE_STATX goes to libfuse.
   void SetStatxHandler(StatxHandler handler) { statx_handler_ = std::move(handler); }
   uint64_t tmpfiles_served() const { return tmpfiles_served_.load(std::memory_order_relaxed); }
@@ -125,6 +148,11 @@ class FuseChannel {
   // Likewise for FUSE_STATX.
   bool ServeStatx(int fd, const void* buf, size_t len);
   static void NoteWriteFlags(const void* buf, size_t len);
+  // A reply: through the ring entry its request came from, else /dev/fuse.
+  ssize_t Send(int fd, const struct iovec* iov, int count);
+  // Answers the request of `out.unique` with -err; a reply the kernel no
+  // longer waits for (interrupted) is only logged.
+  void SendError(int fd, fuse_out_header out, int err, const char* what);
 
   const InitWants wants_;
   std::atomic<bool> init_seen_{false};
@@ -137,6 +165,8 @@ class FuseChannel {
   TmpfileAbandon tmpfile_abandon_;
   std::atomic<uint64_t> tmpfiles_served_{0};
   StatxHandler statx_handler_;
+  std::function<void(const InitReply&)> init_done_;
+  std::atomic<FuseUring*> ring_{nullptr};
 };
 
 }  // namespace reclaimfs::fs

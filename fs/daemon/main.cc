@@ -310,11 +310,12 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   if (absl::Status s = session->InstallSignalHandlers(); !s.ok()) return fail(s);
   if (absl::Status s = session->Mount(request.mountpoint); !s.ok()) return fail(s);
   if (absl::Status s = adapter.AttachChannel(session->get()); !s.ok()) return fail(s);
-  if (absl::Status s = session->ServeInit(); !s.ok()) return fail(s);
   // umount -f makes the kernel abort the connection (umount_begin), failing
   // every pending request; the unmount itself may then fail as busy.
-  adapter.StartInvalidator(session->get(),
-                           [mountpoint = request.mountpoint] { ::umount2(mountpoint.c_str(), MNT_FORCE); });
+  auto abort_connection = [mountpoint = request.mountpoint] { ::umount2(mountpoint.c_str(), MNT_FORCE); };
+  adapter.SetAbortConnection(abort_connection);
+  if (absl::Status s = session->ServeInit(); !s.ok()) return fail(s);
+  adapter.StartInvalidator(session->get(), abort_connection);
 
   MountWatcher watcher(request.mountpoint, request.source, request.read_only, [&fs](bool read_only) {
     if (absl::Status s = fs->SetReadOnly(read_only); !s.ok()) {

@@ -866,22 +866,11 @@ FuseAdapter::FuseAdapter(Filesystem* fs, FuseAdapterOptions options)
       [this](const FuseChannel::TmpfileRequest& r) { return FuseOps::Tmpfile(*this, r); },
       [this](const FuseChannel::TmpfileResult& r) { FuseOps::AbandonTmpfile(*this, r); });
   channel_.SetStatxHandler([this](uint64_t nodeid) { return FuseOps::Statx(*this, nodeid); });
-  channel_.SetInitDone([this](const FuseChannel::InitReply& r) { StartTransport(r); });
+  channel_.SetInitHooks([this](const FuseChannel::InitReply& r) { return PrepareTransport(r); },
+                        [this](const FuseChannel::InitReply& r) { StartTransport(r); });
 }
 
-void FuseAdapter::StartTransport(const FuseChannel::InitReply& init) {
-  if (options_.transport == FuseTransport::kDev) return;
-  if (!init.over_io_uring_granted) {
-    const std::string why = init.over_io_uring_offered
-                                ? std::string("it could not be granted")
-                                : absl::StrCat("the kernel does not offer it; ", FuseUring::kEnableHint);
-    if (options_.transport == FuseTransport::kUring) {
-      spdlog::error("fuse_transport=uring: FUSE over io_uring is unavailable: {}; serving through /dev/fuse", why);
-    } else {
-      spdlog::info("FUSE over io_uring unavailable ({}): serving through /dev/fuse", why);
-    }
-    return;
-  }
+bool FuseAdapter::PrepareTransport(const FuseChannel::InitReply& init) {
   FuseUring::Options o;
   o.fuse_fd = fuse_session_fd(session_);
   o.queues = FuseUring::PossibleCpus();
@@ -896,16 +885,35 @@ void FuseAdapter::StartTransport(const FuseChannel::InitReply& init) {
     b.mem = buf;
     fuse_session_process_buf(session_, &b);
   });
-  // Replies are routed before the first ring request can arrive.
-  channel_.SetRing(ring.get());
-  if (absl::Status s = ring->Start(); !s.ok()) {
-    channel_.SetRing(nullptr);
+  if (absl::Status s = ring->Prepare(); !s.ok()) {
     spdlog::error("{}; serving through /dev/fuse", std::string(s.message()));
+    return false;
+  }
+  uring_ = std::move(ring);
+  return true;
+}
+
+void FuseAdapter::StartTransport(const FuseChannel::InitReply& init) {
+  if (options_.transport == FuseTransport::kDev) return;
+  if (!init.over_io_uring_granted) {
+    uring_.reset();
+    const std::string why = init.over_io_uring_offered
+                                ? std::string("it could not be set up")
+                                : absl::StrCat("the kernel does not offer it; ", FuseUring::kEnableHint);
+    if (options_.transport == FuseTransport::kUring) {
+      spdlog::error("fuse_transport=uring: FUSE over io_uring is unavailable: {}; serving through /dev/fuse", why);
+    } else {
+      spdlog::info("FUSE over io_uring unavailable ({}): serving through /dev/fuse", why);
+    }
     return;
   }
-  spdlog::info("FUSE over io_uring: {} queues of {} entries, {} KiB of ring buffers", o.queues, o.depth,
-               ring->buffer_bytes() >> 10);
-  uring_ = std::move(ring);
+  // Replies are routed before the first ring request can arrive.
+  channel_.SetRing(uring_.get());
+  uring_->Start([this](const std::string&) {
+    if (abort_connection_) abort_connection_();
+  });
+  spdlog::info("FUSE over io_uring: {} queues of {} entries, {} KiB of ring buffers", FuseUring::PossibleCpus(),
+               options_.uring_depth, uring_->buffer_bytes() >> 10);
 }
 
 void FuseAdapter::StopTransport() {
@@ -944,6 +952,10 @@ absl::Status FuseAdapter::AttachChannel(fuse_session* session) {
     return absl::InternalError(absl::StrCat("cannot take over the FUSE channel: ", std::strerror(-err)));
   }
   return absl::OkStatus();
+}
+
+void FuseAdapter::SetAbortConnection(std::function<void()> abort_connection) {
+  abort_connection_ = std::move(abort_connection);
 }
 
 void FuseAdapter::StartInvalidator(fuse_session* session, std::function<void()> abort_connection) {

@@ -64,6 +64,9 @@ class FuseAdapter {
   // writes through channel() (see fuse_channel.h for why).
   absl::Status AttachChannel(fuse_session* session);
 
+  // Before INIT: how to abort the connection when the io_uring transport
+  // can no longer serve (fuse_uring.h).
+  void SetAbortConnection(std::function<void()> abort_connection);
   // Starts the dentry-invalidation worker and hands the filesystem a way to
   // queue requests for it. StopInvalidator() must run before the session is
   // destroyed; `abort_connection` is its last resort (fuse_invalidator.h).
@@ -84,6 +87,7 @@ class FuseAdapter {
 
  private:
   friend struct FuseOps;
+  bool PrepareTransport(const FuseChannel::InitReply& init);
   void StartTransport(const FuseChannel::InitReply& init);
 
   Filesystem* const fs_;
@@ -96,6 +100,7 @@ class FuseAdapter {
   // Started on the thread that answers INIT, before the session loop; the
   // channel routes replies to it.
   std::unique_ptr<FuseUring> uring_;
+  std::function<void()> abort_connection_;  // set before INIT
 };
 
 }  // namespace reclaimfs::fs

@@ -263,6 +263,15 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   }
   InitReply reply;
   reply.over_io_uring_offered = (offered & fuse_ext::kOverIoUring) != 0;
+  if (grant & fuse_ext::kOverIoUring) {
+    fuse_init_out init;
+    std::memcpy(&init, iov[1].iov_base, kInitOutFlags2End);
+    reply.max_write = init.max_write;
+    reply.max_pages = init.max_pages;
+    // Granted only with a transport ready to register: once granted, the
+    // kernel serves no request until the rings have entries.
+    if (!init_prepare_ || !init_prepare_(reply)) grant &= ~fuse_ext::kOverIoUring;
+  }
   ssize_t n;
   if (grant == 0) {
     n = ::writev(fd, iov, count);
@@ -274,8 +283,6 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
     init.flags |= kInitExt;
     init.flags2 |= static_cast<uint32_t>(grant >> 32);
     std::memcpy(body.data(), &init, kInitOutFlags2End);
-    reply.max_write = init.max_write;
-    reply.max_pages = init.max_pages;
     const struct iovec patched[2] = {iov[0], {body.data(), body.size()}};
     n = ::writev(fd, patched, 2);
   }

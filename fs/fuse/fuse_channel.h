@@ -111,9 +111,14 @@ class FuseChannel {
     uint32_t max_write = 0;  // as sent (set when the reply was patched)
     uint32_t max_pages = 0;
   };
-  // Before the session loop starts: called on the thread that wrote a
-  // successful INIT reply, once the kernel has taken it.
-  void SetInitDone(std::function<void(const InitReply&)> done) { init_done_ = std::move(done); }
+  // Before the session loop starts. `prepare` runs before a successful INIT
+  // reply is written, when the kernel offers FUSE_OVER_IO_URING and we want
+  // it: it sets up the transport and says whether to grant the flag. `done`
+  // runs on the same thread once the kernel has taken the reply.
+  void SetInitHooks(std::function<bool(const InitReply&)> prepare, std::function<void(const InitReply&)> done) {
+    init_prepare_ = std::move(prepare);
+    init_done_ = std::move(done);
+  }
   // Replies whose request came through the io_uring transport go back
   // through it (nullptr: /dev/fuse only). The ring outlives the session.
   void SetRing(FuseUring* ring) { ring_.store(ring, std::memory_order_release); }
@@ -165,6 +170,7 @@ class FuseChannel {
   TmpfileAbandon tmpfile_abandon_;
   std::atomic<uint64_t> tmpfiles_served_{0};
   StatxHandler statx_handler_;
+  std::function<bool(const InitReply&)> init_prepare_;
   std::function<void(const InitReply&)> init_done_;
   std::atomic<FuseUring*> ring_{nullptr};
 };

@@ -124,7 +124,7 @@ unsigned FuseUring::PossibleCpus() {
   return online > 0 ? static_cast<unsigned>(online) : 1;
 }
 
-absl::Status FuseUring::Start() {
+absl::Status FuseUring::Prepare() {
   if (options_.queues == 0 || options_.depth == 0 || options_.payload_size == 0) {
     return absl::InvalidArgumentError("FUSE io_uring: queues, depth and payload size must be positive");
   }
@@ -165,12 +165,24 @@ absl::Status FuseUring::Start() {
     }
     queues_.push_back(std::move(q));
   }
+  return absl::OkStatus();
+}
+
+void FuseUring::Start(std::function<void(const std::string& why)> fatal) {
+  fatal_ = std::move(fatal);
   started_ = true;
   for (auto& q : queues_) {
     Queue* raw = q.get();
     raw->thread = std::thread([this, raw] { Run(raw); });
   }
-  return absl::OkStatus();
+}
+
+void FuseUring::ReportFatal(const std::string& why) {
+  if (stop_.load(std::memory_order_acquire) || fatal_reported_.exchange(true)) return;
+  spdlog::critical("FUSE io_uring: {}; the kernel would hold requests for the ring forever, so the "
+                   "connection is aborted",
+                   why);
+  if (fatal_) fatal_(why);
 }
 
 void FuseUring::Stop() {
@@ -273,7 +285,7 @@ void FuseUring::Run(Queue* q) {
     __kernel_timespec ts{0, kPollIntervalNs};
     const int r = io_uring_submit_and_wait_timeout(&q->ring, &cqe, 1, &ts, nullptr);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-      spdlog::error("FUSE io_uring queue {}: waiting for requests failed: {}", q->qid, std::strerror(-r));
+      ReportFatal(absl::StrCat("queue ", q->qid, ": waiting for requests failed: ", std::strerror(-r)));
       break;
     }
     unsigned head;
@@ -302,6 +314,9 @@ void FuseUring::Run(Queue* q) {
           if (!warned) {
             spdlog::warn("FUSE io_uring queue {}: the kernel ended a ring entry: {}", q->qid, std::strerror(-res));
             warned = true;
+          }
+          if (q->live == 0) {
+            ReportFatal(absl::StrCat("queue ", q->qid, " has no ring entry left (", std::strerror(-res), ")"));
           }
         }
         continue;

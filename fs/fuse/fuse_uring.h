@@ -55,9 +55,16 @@ class FuseUring {
   FuseUring(const FuseUring&) = delete;
   FuseUring& operator=(const FuseUring&) = delete;
 
-  // Sets up each queue's io_uring and starts its thread, which registers
-  // the queue's entries. An error leaves nothing running.
-  absl::Status Start();
+  // Sets up each queue's io_uring and buffers. Must succeed before INIT's
+  // reply grants FUSE_OVER_IO_URING: from that grant on the kernel holds
+  // every request until all queues have registered entries.
+  absl::Status Prepare();
+  // After the INIT reply: starts each queue's thread, which registers the
+  // queue's entries. `fatal` runs (once, on a queue thread) if a queue can
+  // no longer serve while the connection lives (the kernel refused its
+  // entries, or its thread failed): the connection must then be aborted, or
+  // requests would wait for the ring forever.
+  void Start(std::function<void(const std::string& why)> fatal);
   // Stops the queue threads (each notices within kPollInterval) and joins
   // them. Entries still in the kernel are cancelled when the rings close.
   void Stop();
@@ -95,10 +102,13 @@ class FuseUring {
   void ArmWakeup(Queue* q);
   void DrainForeignReplies(Queue* q);
   void SubmitCommit(Queue* q, Entry* e);
+  void ReportFatal(const std::string& why);
 
   const Options options_;
   const Dispatch dispatch_;
   std::vector<std::unique_ptr<Queue>> queues_;
+  std::function<void(const std::string& why)> fatal_;
+  std::atomic<bool> fatal_reported_{false};
   std::atomic<bool> stop_{false};
   bool started_ = false;
 };

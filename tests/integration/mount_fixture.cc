@@ -37,7 +37,54 @@ void AbortConnection(const std::string& mnt) {
   if (abort) abort << "1";
 }
 
+constexpr const char* kEnableUring = "/sys/module/fuse/parameters/enable_uring";
+
+// Turns the kernel's FUSE over io_uring on for the program's run when the
+// io_uring transport is under test, and puts the old value back at the end.
+class UringEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (TransportUnderTest() != "uring") return;
+    std::ifstream in(kEnableUring);
+    if (!(in >> saved_)) return;  // no such parameter: tests skip
+    std::ofstream(kEnableUring) << "Y";
+  }
+  void TearDown() override {
+    if (!saved_.empty()) std::ofstream(kEnableUring) << saved_;
+  }
+
+ private:
+  std::string saved_;
+};
+
+[[maybe_unused]] ::testing::Environment* const uring_environment =
+    ::testing::AddGlobalTestEnvironment(new UringEnvironment);
+
+bool KernelServesUring() {
+  std::ifstream in(kEnableUring);
+  std::string v;
+  return static_cast<bool>(in >> v) && v == "Y";
+}
+
 }  // namespace
+
+const std::string& TransportUnderTest() {
+  static const std::string t = [] {
+    const char* v = std::getenv("RECLAIMFS_TEST_TRANSPORT");
+    return std::string(v == nullptr ? "" : v);
+  }();
+  return t;
+}
+
+void ReclaimfsTest::ExpectTransportServed() {
+  if (TransportUnderTest() != "uring" || daemon_pid_ <= 0 || !IsMounted(mnt_) || Tools().ctl.empty()) return;
+  RunResult r = Run({Tools().ctl, "stat", mnt_}, 30s);
+  if (r.exit_code != 0) return;  // a daemon that cannot answer is another test's subject
+  const CtlStats st = ParseCtlStats(r.output);
+  auto it = st.values.find("fuse_uring_requests");
+  EXPECT_TRUE(it != st.values.end() && it->second > 0)
+      << "fuse_transport=uring, but no request was served through the rings:\n" << r.output;
+}
 
 ReclaimfsTest::ReclaimfsTest(FixtureConfig config) : config_(std::move(config)) {}
 ReclaimfsTest::~ReclaimfsTest() = default;
@@ -47,6 +94,10 @@ std::string ReclaimfsTest::Path(std::string_view rel) const {
 }
 
 void ReclaimfsTest::SetUp() {
+  if (TransportUnderTest() == "uring" && !KernelServesUring()) {
+    GTEST_SKIP() << "FUSE over io_uring under test, but this kernel has no usable " << kEnableUring
+                 << " (Linux 6.14+ with the fuse module)";
+  }
   BecomeSubreaper();
   std::string tmpl = TempRoot();
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -75,6 +126,7 @@ void ReclaimfsTest::TearDown() {
   const bool fired = watchdog_ && watchdog_->fired();
 
   if (daemon_pid_ > 0) {
+    if (!fired) ExpectTransportServed();
     const bool detached = DetachMount(/*lazy_fallback=*/true);
     EXPECT_TRUE(detached) << "could not unmount " << mnt_;
     ReapDaemon(daemon_pid_, /*expect_clean_exit=*/!fired, daemon_log_);
@@ -133,7 +185,10 @@ std::string ReclaimfsTest::NewLogPath() {
 
 void ReclaimfsTest::Mount(std::optional<std::string> options) {
   if (daemon_pid_ > 0) throw std::logic_error("Mount() while a daemon is running");
-  const std::string opts = options.value_or(config_.mount_options);
+  std::string opts = options.value_or(config_.mount_options);
+  if (!TransportUnderTest().empty()) {
+    opts += (opts.empty() ? "" : ",") + std::string("fuse_transport=") + TransportUnderTest();
+  }
   std::vector<std::string> argv{Tools().reclaimfs, source_prefix_ + store_, mnt_, "-f"};
   if (!opts.empty()) {
     argv.push_back("-o");
@@ -189,6 +244,7 @@ void ReclaimfsTest::ReapDaemon(pid_t pid, bool expect_clean_exit, const std::str
 
 void ReclaimfsTest::Unmount() {
   if (daemon_pid_ <= 0) throw std::logic_error("Unmount() without a daemon");
+  ExpectTransportServed();
   if (!DetachMount(/*lazy_fallback=*/false)) {
     throw std::runtime_error("cannot unmount " + mnt_ + " (busy?)");
   }

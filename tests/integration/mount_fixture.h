@@ -25,6 +25,14 @@
 
 namespace reclaimfs::itest {
 
+// The FUSE transport every mount of this test program asks for, from
+// RECLAIMFS_TEST_TRANSPORT ("uring", "dev"; unset: the daemon's default).
+// With "uring" the program turns the kernel's enable_uring on for its run
+// (restoring it at exit), every test is skipped with the reason where the
+// kernel lacks it, and each mount must have served requests through the
+// rings before it is unmounted.
+const std::string& TransportUnderTest();
+
 // How a test wants its store and mount; chain the setters:
 //   FixtureConfig().Options("cache_budget=32M").Size("4G").Budget(420s)
 struct FixtureConfig {
@@ -98,6 +106,9 @@ class ReclaimfsTest : public ::testing::Test {
 
  private:
   void OnWatchdog(const std::string& what);
+  // With the io_uring transport under test: the running daemon served
+  // requests through its rings (reclaimfs-ctl stat).
+  void ExpectTransportServed();
   bool DetachMount(bool lazy_fallback);
   void ReapDaemon(pid_t pid, bool expect_clean_exit, const std::string& log);
 

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -976,7 +977,8 @@ std::string FuseAdapter::StatsText() const {
                       "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
                       "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n",
                       "fuse_blocking_requests ", blocking_.submitted(), "\n",
-                      "fuse_transport ", transport(), "\n", uring_ ? uring_->StatsText() : std::string());
+                      // 1: requests are served through the io_uring queues; 0: /dev/fuse.
+                      "fuse_transport_uring ", std::string_view(transport()) == "uring" ? 1 : 0, "\n", uring_ ? uring_->StatsText() : std::string());
 }
 
 }  // namespace reclaimfs::fs

@@ -76,7 +76,7 @@ class FuseUringTest : public ReclaimfsTest {
     return it == st.values.end() ? -1 : it->second;
   }
   static bool SaysTransport(const std::string& out, const std::string& name) {
-    return out.find("fuse_transport " + name + "\n") != std::string::npos;
+    return out.find(std::string("fuse_transport_uring ") + (name == "uring" ? "1" : "0") + "\n") != std::string::npos;
   }
 
   KernelUringSwitch kernel_;

@@ -11,6 +11,7 @@ from a command line, and prints one table with the ratios:
   create           4 KiB files created, written and closed per second
   seqread          1 MiB sequential reads, direct
   seqwrite         1 MiB sequential writes, direct
+  stat             statx storm: 4 threads, 1000 files, each call a round trip (stat_storm)
 
 It measures; it asserts nothing. Needs fio, fusermount3, and root or a user
 allowed to mount FUSE filesystems.
@@ -23,6 +24,12 @@ allowed to mount FUSE filesystems.
 it has mounted or goes on running in the foreground; both work.
 `--mount MNT --backing DIR` use an existing mount instead of making a store
 (the cold job then needs a fresh mount and is skipped).
+
+`--transports` compares reclaimfs with itself on its two FUSE transports
+instead: /dev/fuse (fuse_transport=dev) and FUSE over io_uring
+(fuse_transport=uring), on the cached random reads, the stat storm and the
+creates, with the ratio uring/dev. It turns the kernel's fuse enable_uring
+on for the run (root only) and restores it.
 """
 import argparse
 import json
@@ -34,7 +41,9 @@ import sys
 import tempfile
 import time
 
-JOBS = ["randread-cached", "randrw", "randrw-cold", "create", "seqread", "seqwrite"]
+JOBS = ["randread-cached", "randrw", "randrw-cold", "create", "seqread", "seqwrite", "stat"]
+TRANSPORT_JOBS = ["randread-cached", "stat", "create"]
+ENABLE_URING = "/sys/module/fuse/parameters/enable_uring"
 
 
 def parse_size(text):
@@ -97,9 +106,9 @@ class Target:
 
 
 class ReclaimfsMount(Target):
-    def __init__(self, build, work, options):
-        super().__init__("reclaimfs", os.path.join(work, "mnt"))
-        self.store = os.path.join(work, "store")
+    def __init__(self, build, work, options, name="reclaimfs"):
+        super().__init__(name, os.path.join(work, name + "-mnt"))
+        self.store = os.path.join(work, name + "-store")
         self.binary = os.path.join(build, "fs", "reclaimfs")
         self.options = options
         os.makedirs(self.dir, exist_ok=True)
@@ -188,6 +197,42 @@ def run_jobs(target, cfg, results):
     size, seconds = cfg.size, str(cfg.seconds)
     print(f"[{target.name}] {d}", file=sys.stderr, flush=True)
 
+    jobs = cfg.jobs
+    if "randread-cached" in jobs:
+        # Random reads of a file read once before (a cache keeps it).
+        common = ["--filename=bench-rand.dat", f"--size={size}", "--bs=4k"]
+        fio(d, "lay", common + ["--rw=write", "--bs=1m", "--ioengine=psync", "--end_fsync=1"])
+        fio(d, "warm", common + ["--rw=read", "--bs=128k", "--ioengine=psync"])
+        job = fio(d, "rr", common + ["--rw=randread", "--ioengine=libaio", "--iodepth=16",
+                                     "--time_based", f"--runtime={seconds}", "--norandommap"])
+        results["randread-cached"][target.name] = (job["read"]["iops"], p99_ms(job["read"]))
+
+    if "stat" in jobs:
+        # statx(AT_STATX_FORCE_SYNC) of 1000 files by four threads: each call
+        # a round trip to the filesystem (tools/stat_storm.cc).
+        sdir = os.path.join(d, "bench-stat")
+        os.makedirs(sdir, exist_ok=True)
+        run = subprocess.run([os.path.join(cfg.build, "tools", "stat_storm"), sdir, "--threads", "4",
+                              "--files", "1000", "--seconds", seconds], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise JobFailed(f"stat_storm in {sdir}: {run.stderr.strip() or run.stdout.strip()}")
+        st = json.loads(run.stdout)
+        results["stat"][target.name] = (st["calls_per_s"], st["p99_ms"])
+
+    if "create" in jobs:
+        # Small files: create, write 4 KiB, close.
+        cdir = os.path.join(d, "bench-create")
+        os.makedirs(cdir, exist_ok=True)
+        block = b"x" * 4096
+        start = time.monotonic()
+        for i in range(cfg.files):
+            fd = os.open(os.path.join(cdir, f"f{i}"), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+            os.write(fd, block)
+            os.close(fd)
+        results["create"][target.name] = (cfg.files / (time.monotonic() - start), None)
+
+    if "seqwrite" not in jobs:
+        return
     # Sequential write, then read back the same file.
     job = fio(d, "seq", ["--filename=bench-seq.dat", "--rw=write", "--bs=1m", "--ioengine=psync",
                          f"--size={2 * size}", "--end_fsync=1"])
@@ -195,14 +240,6 @@ def run_jobs(target, cfg, results):
     job = fio(d, "seq", ["--filename=bench-seq.dat", "--rw=read", "--bs=1m", "--ioengine=psync",
                          f"--size={2 * size}"])
     results["seqread"][target.name] = (job["read"]["bw_bytes"] / 1e6, None)
-
-    # Random reads of a file read once before (a cache keeps it).
-    common = ["--filename=bench-rand.dat", f"--size={size}", "--bs=4k"]
-    fio(d, "lay", common + ["--rw=write", "--bs=1m", "--ioengine=psync", "--end_fsync=1"])
-    fio(d, "warm", common + ["--rw=read", "--bs=128k", "--ioengine=psync"])
-    job = fio(d, "rr", common + ["--rw=randread", "--ioengine=libaio", "--iodepth=16",
-                                 "--time_based", f"--runtime={seconds}", "--norandommap"])
-    results["randread-cached"][target.name] = (job["read"]["iops"], None)
 
     # Mixed random IO from four synchronous jobs, one file each.
     mixed = [f"--size={size // 4}", "--bs=4k", "--rw=randrw", "--ioengine=psync", "--numjobs=4",
@@ -215,17 +252,6 @@ def run_jobs(target, cfg, results):
                 max(p99_ms(job["read"]), p99_ms(job["write"])))
 
     results["randrw"][target.name] = mixed_result(fio(d, "mix", mixed))
-
-    # Small files: create, write 4 KiB, close.
-    cdir = os.path.join(d, "bench-create")
-    os.makedirs(cdir, exist_ok=True)
-    block = b"x" * 4096
-    start = time.monotonic()
-    for i in range(cfg.files):
-        fd = os.open(os.path.join(cdir, f"f{i}"), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
-        os.write(fd, block)
-        os.close(fd)
-    results["create"][target.name] = (cfg.files / (time.monotonic() - start), None)
 
     if target.recycle():
         results["randrw-cold"][target.name] = mixed_result(fio(target.dir, "mix", mixed))
@@ -246,13 +272,14 @@ def fmt(value, job):
     return text
 
 
-def print_table(results, names):
-    header = ["job"] + names + [f"reclaimfs/{n}" for n in names[1:]]
+def print_table(results, names, jobs, mine_name="reclaimfs", others=None):
+    others = names[1:] if others is None else others
+    header = ["job"] + names + [f"{mine_name}/{n}" for n in others]
     rows = []
-    for job in JOBS:
+    for job in jobs:
         row = [job] + [fmt(results[job].get(n), job) for n in names]
-        mine = results[job].get("reclaimfs")
-        for n in names[1:]:
+        mine = results[job].get(mine_name)
+        for n in others:
             theirs = results[job].get(n)
             row.append(f"{mine[0] / theirs[0]:.2f}x" if mine and theirs and theirs[0] else "—")
         rows.append(row)
@@ -275,8 +302,13 @@ def main():
     ap.add_argument("--mount", help="use this reclaimfs mount instead of making a store")
     ap.add_argument("--backing", help="with --mount: a directory on the filesystem backing it")
     ap.add_argument("--only", help="comma-separated targets to run: reclaimfs,backing,other")
+    ap.add_argument("--transports", action="store_true",
+                    help="compare the /dev/fuse and io_uring transports of reclaimfs instead")
     cfg = ap.parse_args()
     cfg.size = parse_size(cfg.size)
+    cfg.jobs = TRANSPORT_JOBS if cfg.transports else JOBS
+    if cfg.transports:
+        return compare_transports(cfg)
     only = set(cfg.only.split(",")) if cfg.only else {"reclaimfs", "backing", "other"}
 
     work = cfg.work or tempfile.mkdtemp(prefix="reclaimfs-request-bench-", dir="/var/tmp")
@@ -307,10 +339,45 @@ def main():
             run(targets[-1])
         print(f"size {cfg.size >> 20} MiB, {cfg.seconds} s per random job, {cfg.files} files, "
               f"reclaimfs -o {cfg.options}")
-        print_table(results, [t.name for t in targets])
+        print_table(results, [t.name for t in targets], JOBS)
     finally:
         for t in targets:
             t.close()
+        if not cfg.work:
+            subprocess.run(["rm", "-rf", work])
+
+
+def compare_transports(cfg):
+    try:
+        with open(ENABLE_URING) as f:
+            saved = f.read().strip()
+    except OSError:
+        sys.exit(f"{ENABLE_URING} is missing: this kernel has no FUSE over io_uring (Linux 6.14+)")
+    try:
+        with open(ENABLE_URING, "w") as f:
+            f.write("Y\n")
+    except OSError as e:
+        sys.exit(f"cannot turn on {ENABLE_URING} ({e}); run as root")
+    work = cfg.work or tempfile.mkdtemp(prefix="reclaimfs-request-bench-", dir="/var/tmp")
+    os.makedirs(work, exist_ok=True)
+    results = {job: {} for job in JOBS}
+    names = ["dev", "uring"]
+    try:
+        for name in names:
+            opts = ",".join(o for o in [cfg.options, f"fuse_transport={name}"] if o)
+            t = ReclaimfsMount(os.path.abspath(cfg.build), work, opts, name=name)
+            try:
+                run_jobs(t, cfg, results)
+            except JobFailed as e:
+                print(f"[{name}] stopped: {e}", file=sys.stderr)
+            finally:
+                t.close()
+        print(f"size {cfg.size >> 20} MiB, {cfg.seconds} s per job, {cfg.files} files, "
+              f"reclaimfs -o {cfg.options}, fuse_transport=dev vs uring")
+        print_table(results, names, TRANSPORT_JOBS, mine_name="uring", others=["dev"])
+    finally:
+        with open(ENABLE_URING, "w") as f:
+            f.write(saved + "\n")
         if not cfg.work:
             subprocess.run(["rm", "-rf", work])
 

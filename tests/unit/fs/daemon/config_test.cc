@@ -129,7 +129,8 @@ TEST(ConfigTest, EveryKeyFromText) {
       {"uring_queue_depth", "100"},    {"readahead", "0"},
       {"shrinker_mode", "nonblocking"}, {"kernel_cache", "yes"}, {"fault_injection", "true"},
       {"max_background", "12"},        {"request_threads", "4"},
-      {"blocking_threads", "24"},      {"inode_cache_fraction", "1"},
+      {"blocking_threads", "24"},      {"fuse_transport", "uring"},
+      {"fuse_uring_depth", "16"},      {"inode_cache_fraction", "1"},
       {"lock_wait_ms", "0"},           {"log_level", "WARNING"},
       {"metrics_listen", "127.0.0.1:9100"},
       {"host_pressure", "on"},         {"host_pressure_floor", "48M"},
@@ -154,6 +155,8 @@ TEST(ConfigTest, EveryKeyFromText) {
   EXPECT_EQ(c.max_background, 12u);
   EXPECT_EQ(c.request_threads, 4u);
   EXPECT_EQ(c.blocking_threads, 24u);
+  EXPECT_EQ(c.fuse_transport, "uring");
+  EXPECT_EQ(c.fuse_uring_depth, 16u);
   EXPECT_DOUBLE_EQ(c.inode_cache_fraction, 1.0);
   EXPECT_EQ(c.lock_wait_ms, 0u);
   EXPECT_EQ(c.log_level, "warn");
@@ -180,6 +183,20 @@ TEST(ConfigTest, MetricsListenTakesAnIpAndAPort) {
   }
   EXPECT_FALSE(IsLiveConfigKey("metrics_listen"));
   EXPECT_TRUE(IsLiveConfigKey("cache_budget"));
+}
+
+TEST(ConfigTest, FuseTransportDefaultsToAutoAndNeedsARemount) {
+  Config c;
+  EXPECT_EQ(c.fuse_transport, "auto");
+  EXPECT_EQ(ConfigValueText(c, "fuse_transport"), "auto");
+  for (const char* t : {"auto", "uring", "dev"}) {
+    ASSERT_TRUE(SetConfigValue(&c, "fuse_transport", t).ok()) << t;
+    EXPECT_EQ(ConfigValueText(c, "fuse_transport"), t);
+  }
+  absl::Status s = SetConfigValue(&c, "fuse_transport", "fast");
+  EXPECT_THAT(ErrorOf(s), HasSubstr("expected \"auto\", \"uring\" or \"dev\""));
+  EXPECT_FALSE(IsLiveConfigKey("fuse_transport"));
+  EXPECT_FALSE(IsLiveConfigKey("fuse_uring_depth"));
 }
 
 TEST(ConfigTest, RequestThreadsFollowTheCores) {
@@ -210,6 +227,8 @@ TEST(ConfigTest, EachBadValueNamesTheKey) {
       {"kernel_cache", "maybe"},         {"max_background", "0"},           {"max_background", "70000"},
       {"inode_cache_fraction", "0"},     {"inode_cache_fraction", "2"},     {"lock_wait_ms", "-1"},
       {"log_level", "loud"},             {"request_threads", "0"},          {"request_threads", "257"},
+      {"fuse_transport", "io_uring"},    {"fuse_transport", ""},            {"fuse_uring_depth", "0"},
+      {"fuse_uring_depth", "1025"},
   };
   for (const BadValue& b : bad) {
     Config c;

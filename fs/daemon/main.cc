@@ -427,6 +427,7 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   // expect a silent success.
   spdlog::info("mounted {} on {} ({}, cache_budget {}, control socket {})", request.source, request.mountpoint,
                request.read_only ? "ro" : "rw", config.cache_budget, control.socket_path());
+  if (!adapter.transport_note().empty()) spdlog::info("{}", adapter.transport_note());
 
   SetTerminationSignalsBlocked(false);
   const int loop_result = session->Loop(request.single_threaded, config.request_threads);

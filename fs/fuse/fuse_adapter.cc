@@ -904,7 +904,7 @@ void FuseAdapter::StartTransport(const FuseChannel::InitReply& init) {
     if (options_.transport == FuseTransport::kUring) {
       spdlog::error("fuse_transport=uring: FUSE over io_uring is unavailable: {}; serving through /dev/fuse", why);
     } else {
-      spdlog::info("FUSE over io_uring unavailable ({}): serving through /dev/fuse", why);
+      transport_note_ = absl::StrCat("FUSE over io_uring unavailable (", why, "): serving through /dev/fuse");
     }
     return;
   }
@@ -913,8 +913,9 @@ void FuseAdapter::StartTransport(const FuseChannel::InitReply& init) {
   uring_->Start([this](const std::string&) {
     if (abort_connection_) abort_connection_();
   });
-  spdlog::info("FUSE over io_uring: {} queues of {} entries, {} KiB of ring buffers", FuseUring::PossibleCpus(),
-               options_.uring_depth, uring_->buffer_bytes() >> 10);
+  transport_note_ = absl::StrCat("FUSE over io_uring: ", FuseUring::PossibleCpus(), " queues of ",
+                                 options_.uring_depth, " entries, ", uring_->buffer_bytes() >> 10,
+                                 " KiB of ring buffers");
 }
 
 void FuseAdapter::StopTransport() {

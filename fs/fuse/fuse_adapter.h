@@ -80,6 +80,10 @@ class FuseAdapter {
   void StopTransport();
   // "uring" or "dev": how requests are served now.
   const char* transport() const;
+  // The transport chosen at INIT, as one line for the log (empty with
+  // fuse_transport=dev); logged once the mount has succeeded, so that a
+  // mount stays silent on the terminal.
+  const std::string& transport_note() const { return transport_note_; }
 
   FuseChannel& channel() { return channel_; }
   // "name value" lines about the adapter, for the control socket.
@@ -101,6 +105,7 @@ class FuseAdapter {
   // channel routes replies to it.
   std::unique_ptr<FuseUring> uring_;
   std::function<void()> abort_connection_;  // set before INIT
+  std::string transport_note_;
 };
 
 }  // namespace reclaimfs::fs

@@ -979,7 +979,8 @@ std::string FuseAdapter::StatsText() const {
                       "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n",
                       "fuse_blocking_requests ", blocking_.submitted(), "\n",
                       // 1: requests are served through the io_uring queues; 0: /dev/fuse.
-                      "fuse_transport_uring ", std::string_view(transport()) == "uring" ? 1 : 0, "\n", uring_ ? uring_->StatsText() : std::string());
+                      "fuse_transport_uring ", std::string_view(transport()) == "uring" ? 1 : 0, "\n",
+                      uring_ ? uring_->StatsText() : std::string());
 }
 
 }  // namespace reclaimfs::fs

@@ -28,6 +28,11 @@
 // 3.14 also answers ENOSYS, after which the kernel stops asking: served the
 // same way, from the attributes the adapter's handler returns.
 //
+// With the io_uring transport (fuse_uring.h) the INIT patch also grants
+// FUSE_OVER_IO_URING once the adapter has the rings ready, requests from the
+// rings pass through ServeRingRequest before libfuse, and every reply goes
+// back the way its request came (Send).
+//
 // Called by libfuse's session-loop threads at once; no locks (atomics only;
 // the handler is set before the session loop starts). Read blocks in read(2)
 // until the kernel has a request or the session ends, and for as long as a
@@ -108,7 +113,7 @@ class FuseChannel {
   struct InitReply {
     bool over_io_uring_offered = false;
     bool over_io_uring_granted = false;
-    uint32_t max_write = 0;  // as sent (set when the reply was patched)
+    uint32_t max_write = 0;  // as sent (set when FUSE_OVER_IO_URING may be granted)
     uint32_t max_pages = 0;
   };
   // Before the session loop starts. `prepare` runs before a successful INIT

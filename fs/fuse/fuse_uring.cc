@@ -75,6 +75,7 @@ struct FuseUring::Queue {
   std::vector<std::unique_ptr<Entry>> entries;
   std::mutex mu;
   std::vector<Entry*> foreign;  // replies taken on other threads (under mu)
+  std::vector<Entry*> draining;  // foreign replies being committed (queue thread)
   std::vector<Entry*> own;      // replies taken on this queue's thread
   unsigned live = 0;            // entries the kernel still holds or we serve (queue thread)
   std::atomic<uint64_t> requests{0};
@@ -259,12 +260,12 @@ void FuseUring::SubmitCommit(Queue* q, Entry* e) {
 }
 
 void FuseUring::DrainForeignReplies(Queue* q) {
-  std::vector<Entry*> replies;
   {
     std::lock_guard<std::mutex> l(q->mu);
-    replies.swap(q->foreign);
+    q->draining.swap(q->foreign);  // both keep their capacity: no allocation
   }
-  for (Entry* e : replies) SubmitCommit(q, e);
+  for (Entry* e : q->draining) SubmitCommit(q, e);
+  q->draining.clear();
 }
 
 void FuseUring::Run(Queue* q) {

@@ -108,7 +108,12 @@ struct FuseOps {
     return std::vector<uint32_t>(groups.begin(), groups.begin() + std::min<int>(n, groups.size()));
   }
 
-  static RequestContext Context(fuse_req_t req, bool need_groups) {
+  // need_ids: the operation has rules about who the caller is (root, owner,
+  // group member) beyond permission checks. When the kernel withheld the
+  // ids (kernel_checked), only then are they read from /proc, a few
+  // microseconds a request; the others keep the invalid ids, which no rule
+  // takes for root or an owner, and pass their permission checks anyway.
+  static RequestContext Context(fuse_req_t req, bool need_groups, bool need_ids = true) {
     const fuse_ctx* c = fuse_req_ctx(req);
     RequestContext ctx;
     ctx.uid = c->uid;
@@ -117,7 +122,7 @@ struct FuseOps {
     ctx.umask = c->umask;
     ctx.kernel_checked = (c->uid == fuse_ext::kInvalidUidGid || c->gid == fuse_ext::kInvalidUidGid) &&
                          Self(req).channel_.allow_idmap_granted();
-    if (ctx.kernel_checked) {
+    if (ctx.kernel_checked && need_ids) {
       // The ids the kernel withheld, from the calling thread; unchanged
       // (invalid, so no rule takes the caller for root) if it is gone.
       if (std::optional<FsIds> ids = FsIdsOfThread(ctx.pid)) {
@@ -235,7 +240,7 @@ struct FuseOps {
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (RejectLongName(req, name)) return;
     FuseAdapter& self = Self(req);
-    auto attr = self.fs_->Lookup(Context(req, false), parent, name);
+    auto attr = self.fs_->Lookup(Context(req, false, false), parent, name);
     if (!attr.ok() && ToErrno(attr.status()) == ENOENT) {
       // A negative entry: the kernel caches the absence for the entry timeout.
       // Safe because every change to the namespace comes through this mount.
@@ -346,23 +351,23 @@ struct FuseOps {
 
   static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (RejectLongName(req, name)) return;
-    ReplyStatus(req, Self(req).fs_->Unlink(Context(req, false), parent, name));
+    ReplyStatus(req, Self(req).fs_->Unlink(Context(req, false, false), parent, name));
   }
 
   static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (RejectLongName(req, name)) return;
-    ReplyStatus(req, Self(req).fs_->Rmdir(Context(req, false), parent, name));
+    ReplyStatus(req, Self(req).fs_->Rmdir(Context(req, false, false), parent, name));
   }
 
   static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                      const char* new_name, unsigned int flags) {
     if (RejectLongName(req, name) || RejectLongName(req, new_name)) return;
-    ReplyStatus(req, Self(req).fs_->Rename(Context(req, false), parent, name, new_parent, new_name, flags));
+    ReplyStatus(req, Self(req).fs_->Rename(Context(req, false, false), parent, name, new_parent, new_name, flags));
   }
 
   static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseAdapter& self = Self(req);
-    auto of = self.fs_->Open(Context(req, false), ino, fi->flags);
+    auto of = self.fs_->Open(Context(req, false, (fi->flags & O_TRUNC) != 0), ino, fi->flags);
     if (!of.ok()) {
       fuse_reply_err(req, ErrnoOf(of.status()));
       return;
@@ -518,7 +523,7 @@ struct FuseOps {
 
   static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseAdapter& self = Self(req);
-    auto fh = self.fs_->OpenDir(Context(req, false), ino, fi->flags);
+    auto fh = self.fs_->OpenDir(Context(req, false, false), ino, fi->flags);
     if (!fh.ok()) {
       fuse_reply_err(req, ErrnoOf(fh.status()));
       return;
@@ -566,7 +571,7 @@ struct FuseOps {
       if (plus && !dot) referenced.push_back(d.attr.ino);
       return true;
     };
-    absl::Status s = self.fs_->ReadDir(Context(req, false), ino, fi->fh, static_cast<uint64_t>(off), plus, fill);
+    absl::Status s = self.fs_->ReadDir(Context(req, false, false), ino, fi->fh, static_cast<uint64_t>(off), plus, fill);
     if (!s.ok() && used == 0) {
       fuse_reply_err(req, ErrnoOf(s));
       return;

@@ -57,7 +57,8 @@ absl::Status CheckAccess(const RequestContext& ctx, const storage::InodeRecord& 
 absl::Status CheckAccessWithAcl(const RequestContext& ctx, const storage::InodeRecord& rec, const Acl& acl,
                                 int mask) {
   const uint32_t want = static_cast<uint32_t>(mask) & (R_OK | W_OK | X_OK);
-  if (want == 0 || IsRoot(ctx) || ctx.uid == rec.uid || (rec.mode & S_IRWXG) == 0 || acl.empty()) {
+  if (want == 0 || ctx.kernel_checked || IsRoot(ctx) || ctx.uid == rec.uid || (rec.mode & S_IRWXG) == 0 ||
+      acl.empty()) {
     return CheckAccess(ctx, rec, mask);
   }
   std::vector<uint32_t> loaded;

@@ -253,14 +253,20 @@ struct FuseOps {
     ReplyEntry(req, attr);
   }
 
+  // The kernel sends FORGET when it evicts the inode.
   static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-    Self(req).fs_->Forget(ino, nlookup);
+    FuseAdapter& self = Self(req);
+    self.mapped_.Forget(ino);
+    self.fs_->Forget(ino, nlookup);
     fuse_reply_none(req);
   }
 
   static void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-    Filesystem* fs = Self(req).fs_;
-    for (size_t i = 0; i < count; ++i) fs->Forget(forgets[i].ino, forgets[i].nlookup);
+    FuseAdapter& self = Self(req);
+    for (size_t i = 0; i < count; ++i) {
+      self.mapped_.Forget(forgets[i].ino);
+      self.fs_->Forget(forgets[i].ino, forgets[i].nlookup);
+    }
     fuse_reply_none(req);
   }
 
@@ -438,6 +444,10 @@ struct FuseOps {
     // A hit is answered here; a read that would wait for IO (or a page, or
     // a writer) goes to a blocking worker and this thread back to /dev/fuse.
     FuseAdapter& self = Self(req);
+    // No lock owner: the kernel fills its page cache (see MappedFiles).
+    // Marked before the data is read, so a direct write that lands after
+    // this read sees the mark.
+    if (fi->lock_owner == 0) self.mapped_.Mark(ino);
     if (ReadAndReply(self, req, ino, fi->fh, static_cast<uint64_t>(off), size, false)) return;
     self.blocking_.Submit([&self, req, ino, fh = fi->fh, off = static_cast<uint64_t>(off), size] {
       ReadAndReply(self, req, ino, fh, off, size, true);
@@ -502,6 +512,12 @@ struct FuseOps {
     // The kernel keeps the mode it cached (a direct write refreshes only
     // size and times).
     if (cleared_setid) InvalidateAttributes(self, ino);
+    if (flags.from_cache) {
+      self.mapped_.Mark(ino);
+    } else if (*n > 0 && self.mapped_.Contains(ino)) {
+      self.invalidator_.StoreThenReplyWrite(req, ino, static_cast<uint64_t>(off), data, *n);
+      return;
+    }
     fuse_reply_write(req, *n);
   }
 
@@ -981,6 +997,10 @@ std::string FuseAdapter::StatsText() const {
                       "fuse_allow_idmap ", channel_.allow_idmap_granted() ? 1 : 0, "\n",
                       "fuse_inval_entry_sent ", invalidator_.sent(), "\n",
                       "fuse_inval_entry_dropped ", invalidator_.dropped(), "\n",
+                      // Direct writes copied into the pages of mapped files.
+                      "fuse_mapped_files ", mapped_.size(), "\n",
+                      "fuse_mapped_write_stores ", invalidator_.stores(), "\n",
+                      "fuse_mapped_write_stores_skipped ", invalidator_.stores_skipped(), "\n",
                       "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n",
                       "fuse_blocking_requests ", blocking_.submitted(), "\n",
                       // 1: requests are served through the io_uring queues; 0: /dev/fuse.

@@ -23,6 +23,7 @@
 #include "fs/fuse/blocking_workers.h"
 #include "fs/fuse/fuse_channel.h"
 #include "fs/fuse/fuse_invalidator.h"
+#include "fs/fuse/mapped_files.h"
 #include "fs/fuse/fuse_uring.h"
 #include "fs/posix/filesystem.h"
 
@@ -100,6 +101,7 @@ class FuseAdapter {
   fuse_session* session_ = nullptr;  // set by AttachChannel, before requests arrive
   FuseInvalidator invalidator_;
   std::atomic<bool> invalidator_hooked_{false};
+  MappedFiles mapped_;
   BlockingWorkers blocking_;
   // Started on the thread that answers INIT, before the session loop; the
   // channel routes replies to it.

@@ -1,5 +1,6 @@
 // Sends the kernel the dentry invalidations the inode-cache shrinker asks
-// for. fuse_lowlevel_notify_inval_entry takes the parent directory's inode
+// for, and the page-cache stores that keep mapped files coherent with direct
+// writes (Store below). fuse_lowlevel_notify_inval_entry takes the parent directory's inode
 // lock in the kernel, which a request in flight on that directory may hold
 // while it waits for us; so it is sent from this dedicated worker, which
 // holds no filesystem locks, never from a request thread or the shrinker
@@ -16,8 +17,10 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 struct fuse_session;
+struct fuse_req;
 
 namespace reclaimfs::fs {
 
@@ -42,14 +45,29 @@ class FuseInvalidator {
   // Never blocks beyond a short queue lock; callable under filesystem locks.
   void Enqueue(uint64_t parent, std::string name);
 
+  // Copies `size` bytes just written at `offset` of `ino` into the pages the
+  // kernel caches of it (fuse_lowlevel_notify_store), then answers the WRITE
+  // request `req` with `size`. The kernel's store waits on the lock of a
+  // page whose READ may still be in flight, so it is sent from this worker
+  // and the request thread goes back to the loop. If the queue is full or
+  // stopping, the write is answered at once without the store.
+  void StoreThenReplyWrite(fuse_req* req, uint64_t ino, uint64_t offset, const char* data, size_t size);
+
   uint64_t sent() const { return sent_.load(); }
   uint64_t dropped() const { return dropped_.load(); }
+  uint64_t stores() const { return stores_.load(); }
+  uint64_t stores_skipped() const { return stores_skipped_.load(); }
 
  private:
   struct Request {
-    uint64_t parent;
+    uint64_t parent = 0;  // an entry invalidation: parent and name
     std::string name;
+    fuse_req* write_req = nullptr;  // a store: the WRITE to answer afterwards
+    uint64_t ino = 0;
+    uint64_t offset = 0;
+    std::vector<char> data;
   };
+  static void ReplyWrite(const Request& r);
   void Run();
 
   const size_t max_queued_;
@@ -61,7 +79,7 @@ class FuseInvalidator {
   bool running_ = false;
   bool stop_ = false;
   bool exited_ = false;  // the worker has left Run()
-  std::atomic<uint64_t> sent_{0}, dropped_{0};
+  std::atomic<uint64_t> sent_{0}, dropped_{0}, stores_{0}, stores_skipped_{0};
   std::thread thread_;
 };
 

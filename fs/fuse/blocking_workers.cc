@@ -4,7 +4,7 @@
 
 namespace reclaimfs::fs {
 
-BlockingWorkers::BlockingWorkers(unsigned threads) {
+BlockingWorkers::BlockingWorkers(unsigned threads, size_t max_queued) : max_queued_(max_queued) {
   for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
 }
 
@@ -14,10 +14,13 @@ void BlockingWorkers::Submit(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!stopping_ && !threads_.empty()) {
-      queue_.push_back(std::move(task));
-      ++submitted_;
-      cv_.notify_one();
-      return;
+      if (queue_.size() < max_queued_) {
+        queue_.push_back(std::move(task));
+        ++submitted_;
+        cv_.notify_one();
+        return;
+      }
+      ++ran_inline_;
     }
   }
   task();
@@ -38,6 +41,11 @@ void BlockingWorkers::Stop() {
 uint64_t BlockingWorkers::submitted() const {
   std::lock_guard<std::mutex> l(mu_);
   return submitted_;
+}
+
+uint64_t BlockingWorkers::ran_inline() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return ran_inline_;
 }
 
 void BlockingWorkers::Run() {

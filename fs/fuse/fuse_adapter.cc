@@ -1003,6 +1003,8 @@ std::string FuseAdapter::StatsText() const {
                       "fuse_mapped_write_stores_skipped ", invalidator_.stores_skipped(), "\n",
                       "fuse_tmpfiles_served ", channel_.tmpfiles_served(), "\n",
                       "fuse_blocking_requests ", blocking_.submitted(), "\n",
+                      // Waiting requests run on their request thread: the queue was full.
+                      "fuse_blocking_ran_inline ", blocking_.ran_inline(), "\n",
                       // 1: requests are served through the io_uring queues; 0: /dev/fuse.
                       "fuse_transport_uring ", std::string_view(transport()) == "uring" ? 1 : 0, "\n",
                       uring_ ? uring_->StatsText() : std::string());

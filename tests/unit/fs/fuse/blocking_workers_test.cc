@@ -1,6 +1,7 @@
 // BlockingWorkers: tasks run off the submitting thread, a task that blocks
 // does not hold up the others (up to the pool's size), and Stop runs
-// everything queued before it returns; after Stop, Submit runs inline.
+// everything queued before it returns; after Stop, and when the queue is
+// full, Submit runs inline.
 #include "fs/fuse/blocking_workers.h"
 
 #include <atomic>
@@ -48,6 +49,39 @@ TEST(BlockingWorkers, StopRunsEverythingQueuedAndLaterSubmitsRunInline) {
   std::thread::id where;
   pool.Submit([&] { where = std::this_thread::get_id(); });
   EXPECT_EQ(where, std::this_thread::get_id());
+}
+
+TEST(BlockingWorkers, AFullQueueRunsTheTaskOnTheCaller) {
+  BlockingWorkers pool(1, /*max_queued=*/2);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, release = false;
+  pool.Submit([&] {  // occupies the only worker
+    std::unique_lock l(mu);
+    started = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return release; });
+  });
+  {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return started; });
+  }
+  std::atomic<int> queued_ran{0};
+  pool.Submit([&] { queued_ran.fetch_add(1); });
+  pool.Submit([&] { queued_ran.fetch_add(1); });  // the queue is now full
+  std::thread::id where;
+  pool.Submit([&] { where = std::this_thread::get_id(); });
+  EXPECT_EQ(where, std::this_thread::get_id()) << "the third waiting task ran on the caller";
+  EXPECT_EQ(queued_ran.load(), 0);
+  EXPECT_EQ(pool.ran_inline(), 1u);
+  {
+    std::lock_guard l(mu);
+    release = true;
+    cv.notify_all();
+  }
+  pool.Stop();
+  EXPECT_EQ(queued_ran.load(), 2);
+  EXPECT_EQ(pool.submitted(), 3u);
 }
 
 }  // namespace

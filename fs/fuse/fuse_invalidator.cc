@@ -28,7 +28,9 @@ void FuseInvalidator::Stop(std::chrono::milliseconds grace) {
   // Writes waiting for their store are still answered, after the join.
   std::vector<Request> unanswered;
   for (Request& r : queue_) {
-    if (r.write_req != nullptr) unanswered.push_back(std::move(r));
+    if (r.write_req == nullptr) continue;
+    store_bytes_ -= r.data.size();
+    unanswered.push_back(std::move(r));
   }
   queue_.clear();
   cv_.notify_all();
@@ -71,7 +73,8 @@ void FuseInvalidator::StoreThenReplyWrite(fuse_req* req, uint64_t ino, uint64_t 
   r.offset = offset;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (running_ && !stop_ && queue_.size() < max_queued_) {
+    if (running_ && !stop_ && queue_.size() < max_queued_ && store_bytes_ + size <= kMaxStoreBytes) {
+      store_bytes_ += size;
       r.data.assign(data, data + size);
       queue_.push_back(std::move(r));
       cv_.notify_one();
@@ -102,6 +105,7 @@ void FuseInvalidator::Run() {
       if (err != 0 && err != -ENOENT) spdlog::debug("notify_store({}) failed: {}", r.ino, -err);
       ReplyWrite(r);
       lock.lock();
+      store_bytes_ -= r.data.size();
       ++stores_;
       continue;
     }

@@ -27,6 +27,7 @@ namespace reclaimfs::fs {
 class FuseInvalidator {
  public:
   explicit FuseInvalidator(size_t max_queued = 4096) : max_queued_(max_queued) {}
+  static constexpr size_t kMaxStoreBytes = size_t{64} << 20;
   ~FuseInvalidator();  // Stop()
 
   FuseInvalidator(const FuseInvalidator&) = delete;
@@ -49,8 +50,9 @@ class FuseInvalidator {
   // kernel caches of it (fuse_lowlevel_notify_store), then answers the WRITE
   // request `req` with `size`. The kernel's store waits on the lock of a
   // page whose READ may still be in flight, so it is sent from this worker
-  // and the request thread goes back to the loop. If the queue is full or
-  // stopping, the write is answered at once without the store.
+  // and the request thread goes back to the loop. If the queue is full,
+  // holds kMaxStoreBytes of copies already, or is stopping, the write is
+  // answered at once without the store (counted in stores_skipped).
   void StoreThenReplyWrite(fuse_req* req, uint64_t ino, uint64_t offset, const char* data, size_t size);
 
   uint64_t sent() const { return sent_.load(); }
@@ -76,6 +78,7 @@ class FuseInvalidator {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Request> queue_;
+  size_t store_bytes_ = 0;  // of the copies queued
   bool running_ = false;
   bool stop_ = false;
   bool exited_ = false;  // the worker has left Run()

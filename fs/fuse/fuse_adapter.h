@@ -101,6 +101,7 @@ class FuseAdapter {
   fuse_session* session_ = nullptr;  // set by AttachChannel, before requests arrive
   FuseInvalidator invalidator_;
   std::atomic<bool> invalidator_hooked_{false};
+  std::atomic<uint64_t> flushes_{0};  // FLUSH requests served
   MappedFiles mapped_;
   BlockingWorkers blocking_;
   // Started on the thread that answers INIT, before the session loop; the

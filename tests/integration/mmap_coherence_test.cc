@@ -44,16 +44,7 @@ int MissingMarkers(const char* data, int round, std::string* first) {
   return missing;
 }
 
-class MmapCoherenceTest : public ReclaimfsTest {
- protected:
-  double StatOf(const std::string& key) {
-    RunResult r = Run({Tools().ctl, "stat", mnt()}, 30s);
-    EXPECT_EQ(r.exit_code, 0) << r.Describe();
-    const CtlStats st = ParseCtlStats(r.output);
-    auto it = st.values.find(key);
-    return it == st.values.end() ? -1 : it->second;
-  }
-};
+class MmapCoherenceTest : public ReclaimfsTest {};
 
 TEST_F(MmapCoherenceTest, PwriteRacingFaultsIsSeenEverywhere) {
   constexpr int kRounds = 24;
@@ -90,8 +81,8 @@ TEST_F(MmapCoherenceTest, PwriteRacingFaultsIsSeenEverywhere) {
   }
 
   // The mechanism: the written bytes were copied into the mapped pages.
-  EXPECT_GT(StatOf("fuse_mapped_write_stores"), 0);
-  EXPECT_EQ(StatOf("fuse_mapped_write_stores_skipped"), 0);
+  EXPECT_GT(DaemonStat("fuse_mapped_write_stores"), 0);
+  EXPECT_EQ(DaemonStat("fuse_mapped_write_stores_skipped"), 0);
 
   Remount();
   for (int round = 0; round < kRounds && !HasFailure(); ++round) {
@@ -115,8 +106,8 @@ TEST_F(MmapCoherenceTest, PlainReadsAndWritesNeedNoStores) {
     ASSERT_EQ(pread(fd.get(), &c, 1, 4096), 1);
     EXPECT_EQ(c, 'x');
   }
-  EXPECT_EQ(StatOf("fuse_mapped_files"), 0);
-  EXPECT_EQ(StatOf("fuse_mapped_write_stores"), 0);
+  EXPECT_EQ(DaemonStat("fuse_mapped_files"), 0);
+  EXPECT_EQ(DaemonStat("fuse_mapped_write_stores"), 0);
 
   // One page faulted in through a mapping marks the file.
   {
@@ -128,8 +119,8 @@ TEST_F(MmapCoherenceTest, PlainReadsAndWritesNeedNoStores) {
     EXPECT_EQ(static_cast<const char*>(p)[8], 'y') << "a direct write is seen through the mapping";
     ASSERT_SYS_OK(munmap(p, 4096));
   }
-  EXPECT_EQ(StatOf("fuse_mapped_files"), 1);
-  EXPECT_GE(StatOf("fuse_mapped_write_stores"), 1);
+  EXPECT_EQ(DaemonStat("fuse_mapped_files"), 1);
+  EXPECT_GE(DaemonStat("fuse_mapped_write_stores"), 1);
 }
 
 }  // namespace

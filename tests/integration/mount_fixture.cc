@@ -86,6 +86,14 @@ void ReclaimfsTest::ExpectTransportServed() {
       << "fuse_transport=uring, but no request was served through the rings:\n" << r.output;
 }
 
+double ReclaimfsTest::DaemonStat(const std::string& key) {
+  RunResult r = Run({Tools().ctl, "stat", mnt_}, 30s);
+  EXPECT_EQ(r.exit_code, 0) << r.Describe();
+  const CtlStats st = ParseCtlStats(r.output);
+  auto it = st.values.find(key);
+  return it == st.values.end() ? -1 : it->second;
+}
+
 ReclaimfsTest::ReclaimfsTest(FixtureConfig config) : config_(std::move(config)) {}
 ReclaimfsTest::~ReclaimfsTest() = default;
 

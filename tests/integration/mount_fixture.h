@@ -94,6 +94,8 @@ class ReclaimfsTest : public ::testing::Test {
 
   pid_t daemon_pid() const { return daemon_pid_; }
   std::string DaemonLog() const;  // tails of all daemon logs of this test
+  // One value of `reclaimfs-ctl stat` on the mount; -1 if it has no such line.
+  double DaemonStat(const std::string& key);
   std::string NewLogPath();
   Watchdog& watchdog() { return *watchdog_; }
 

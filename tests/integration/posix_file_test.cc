@@ -52,6 +52,26 @@ TEST_F(PosixFileTest, CreateWriteReadAndOpenErrors) {
   EXPECT_EQ(Stat(f).st_mode & 07777, 0640u) << "mode of an existing file changed by O_CREAT";
 }
 
+// Closing a read-only descriptor costs no FLUSH round trip (FOPEN_NOFLUSH);
+// closing a writable one still does, as a writer must hear of a failed
+// writeback at close.
+TEST_F(PosixFileTest, OnlyWritableDescriptorsAreFlushedOnClose) {
+  WriteFile(Path("f"), "data");
+  const double before = DaemonStat("fuse_flush_requests");
+  ASSERT_GE(before, 0);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(ReadFile(Path("f")), "data");
+  EXPECT_EQ(DaemonStat("fuse_flush_requests"), before) << "read-only closes sent FLUSH";
+  {
+    UniqueFd fd = Open(Path("f"), O_WRONLY);
+    ASSERT_EQ(fd.Close(), 0);
+  }
+  {
+    UniqueFd fd = Open(Path("g"), O_CREAT | O_RDWR);
+    ASSERT_EQ(fd.Close(), 0);
+  }
+  EXPECT_EQ(DaemonStat("fuse_flush_requests"), before + 2) << "writable closes must be flushed";
+}
+
 TEST_F(PosixFileTest, PreadPwriteAndGaps) {
   UniqueFd fd = Open(Path("p"), O_CREAT | O_RDWR);
   PwriteAll(fd.get(), "hello", 5, 0);

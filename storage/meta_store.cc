@@ -3,6 +3,7 @@
 // column families, which also carries the memtables' charge through a
 // WriteBufferManager, with index and filter blocks cached in it too.
 #include "storage/meta_store.h"
+#include "storage/rocksdb_logger.h"
 
 #include <sys/stat.h>
 
@@ -258,8 +259,7 @@ absl::StatusOr<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& di
   db_options.create_missing_column_families = options.create_if_missing;
   db_options.write_buffer_manager = st.write_buffers;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  db_options.keep_log_file_num = 2;
-  db_options.max_log_file_size = 1 << 20;
+  db_options.info_log = NewRocksDbLogger(db_options.info_log_level);  // no LOG files (see the header)
   db_options.max_background_jobs = 2;
   db_options.max_open_files = 512;
   db_options.max_manifest_file_size = 16 << 20;

@@ -148,13 +148,20 @@ absl::Status MemoryBudget::Charge(uint64_t bytes) {
               .count()));
     }
   };
-  for (int attempt = 0; attempt < max_direct_attempts_; ++attempt) {
-    handler->DirectReclaim(bytes, attempt);
+  const auto deadline = start + std::chrono::milliseconds(max_charge_stall_ms_.load(std::memory_order_relaxed));
+  int without_progress = 0;
+  for (int attempt = 0; without_progress < max_direct_attempts_; ++attempt) {
+    if (!handler->DirectReclaim(bytes, attempt)) {
+      ++without_progress;
+    } else {
+      without_progress = 0;
+    }
     if (TryChargeFast(bytes, scope)) {
       record_stall();
       WakeIfBelowLow();
       return absl::OkStatus();
     }
+    if (std::chrono::steady_clock::now() >= deadline) break;
   }
   record_stall();
   CountFailure();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 
@@ -34,8 +35,10 @@ class PressureHandler {
   virtual void WakeKswapd() = 0;
   // A charge of `bytes` cannot be made without going below min. Performs a
   // bounded direct-reclaim attempt on the calling thread. Returns when the
-  // caller should retry the charge; `attempt` counts from 0.
-  virtual void DirectReclaim(uint64_t bytes, int attempt) = 0;
+  // caller should retry the charge; `attempt` counts from 0. True if the
+  // attempt saw progress: it freed memory, or reclaim or writeback elsewhere
+  // signalled some while it waited (Linux's did_some_progress).
+  virtual bool DirectReclaim(uint64_t bytes, int attempt) = 0;
 };
 
 class MemoryBudget {
@@ -47,8 +50,10 @@ class MemoryBudget {
   void SetStats(ReclaimStats* stats);
 
   // Charges `bytes`, entering bounded direct reclaim when needed. Returns
-  // ResourceExhausted if the charge still cannot be made after
-  // max_direct_attempts. Inside kScopeInReclaim it never recurses into
+  // ResourceExhausted once max_direct_attempts attempts in a row made no
+  // progress, or after max_charge_stall in all: while writeback is cleaning
+  // pages, a writer is throttled rather than failed (Linux's
+  // should_reclaim_retry), but never without a bound. Inside kScopeInReclaim it never recurses into
   // reclaim; with kScopeMayUseReserve it may use the reserve.
   absl::Status Charge(uint64_t bytes);
   // Charges only if it fits above min (or in the reserve, for scopes that may
@@ -76,6 +81,7 @@ class MemoryBudget {
   uint64_t configured_limit() const { return configured_.load(std::memory_order_relaxed); }
   void SetFractions(WatermarkFractions fractions);
   void set_max_direct_attempts(int n) { max_direct_attempts_ = n; }
+  void set_max_charge_stall(std::chrono::milliseconds d) { max_charge_stall_ms_ = d.count(); }
 
   // Counters the budget owns (the reclaim core owns the rest of ReclaimStats).
   uint64_t reserve_charges() const { return reserve_charges_.load(); }
@@ -105,7 +111,8 @@ class MemoryBudget {
   std::atomic<uint64_t> failed_charges_{0};
   std::atomic<uint64_t> uncharge_underflows_{0};
   std::atomic<ReclaimStats*> stats_{nullptr};
-  std::atomic<int> max_direct_attempts_{16};  // live-tunable
+  std::atomic<int> max_direct_attempts_{16};  // in a row without progress; live-tunable
+  std::atomic<int64_t> max_charge_stall_ms_{10'000};
 };
 
 }  // namespace reclaimfs::reclaim

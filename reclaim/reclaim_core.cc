@@ -246,11 +246,12 @@ uint64_t ThreadCpuMicros() {
 }
 }  // namespace
 
-void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
+bool ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
   const auto start = std::chrono::steady_clock::now();
   const uint64_t cpu_start = ThreadCpuMicros();
   stats_->direct_reclaims.fetch_add(1, std::memory_order_relaxed);
   stats_->allocation_stalls.fetch_add(1, std::memory_order_relaxed);
+  bool progress = false;
   {
     ScopedReclaimFlags in_reclaim(kScopeInReclaim);
     const uint32_t scope = CurrentScope();
@@ -264,7 +265,8 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
     const int first = std::max(0, kMaxPriority - attempt * passes);
     for (int i = 0; i < passes; ++i) {
       if (budget_->free() >= target) break;
-      ShrinkAll(Reclaimer::kDirect, std::max(0, first - i), scope, target);
+      const ReclaimPassResult pass = ShrinkAll(Reclaimer::kDirect, std::max(0, first - i), scope, target);
+      if (pass.freed > 0 || pass.freed_bytes > 0) progress = true;
     }
     if (budget_->free() < target) {
       // Direct reclaim never writes pages: the flushers do, and kswapd keeps
@@ -275,7 +277,9 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
       if (!(scope & kScopeNoIo)) {
         stats_->direct_throttles.fetch_add(1, std::memory_order_relaxed);
         RECLAIMFS_SYNC_POINT("ReclaimCore::DirectReclaim:BeforeThrottle");
-        if (!progress_->WaitFor(gen, options_.direct_throttle_timeout)) {
+        if (progress_->WaitFor(gen, options_.direct_throttle_timeout)) {
+          progress = true;
+        } else {
           stats_->direct_throttle_timeouts.fetch_add(1, std::memory_order_relaxed);
         }
       }
@@ -285,6 +289,7 @@ void ReclaimCore::DirectReclaim(uint64_t bytes, int attempt) {
       std::chrono::steady_clock::now() - start);
   stats_->direct_stall_us.Record(static_cast<uint64_t>(us.count()));
   stats_->direct_stall_cpu_us.Record(ThreadCpuMicros() - cpu_start);
+  return progress;
 }
 
 }  // namespace reclaimfs::reclaim

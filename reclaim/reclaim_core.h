@@ -77,7 +77,7 @@ class ReclaimCore : public PressureHandler {
 
   // PressureHandler
   void WakeKswapd() override;
-  void DirectReclaim(uint64_t bytes, int attempt) override;
+  bool DirectReclaim(uint64_t bytes, int attempt) override;
 
   uint64_t Deferred(const Shrinker* shrinker) const;
   ReclaimStats* stats() { return stats_; }

@@ -205,6 +205,9 @@ TEST_F(LiveTuningTest, LoweredBudgetIsMetWithinASecondUnderWritersAndNothingIsLo
   stop = true;
   for (auto& t : writers) t.join();
   EXPECT_EQ(failures, 0);
+  // Writers were throttled while writeback cleaned their pages, never
+  // refused a page: no charge failed.
+  EXPECT_EQ(Stat("allocation_failures"), 0.0);
   const uint64_t rss_after = ProcStatusBytes(daemon_pid(), "VmRSS").value_or(0);
   const double pool = Stat("pagecache_pool_bytes");
   std::cout << "daemon VmRSS " << rss_before / kMiB << " MiB before, " << rss_after / kMiB << " MiB after (page buffers "

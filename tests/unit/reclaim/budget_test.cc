@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "reclaim/scope.h"
@@ -15,15 +16,17 @@ namespace {
 class ScriptedHandler : public PressureHandler {
  public:
   void WakeKswapd() override { wakes++; }
-  void DirectReclaim(uint64_t bytes, int attempt) override {
+  bool DirectReclaim(uint64_t bytes, int attempt) override {
     calls++;
     last_attempt = attempt;
     if (on_direct) on_direct(bytes, attempt);
+    return progress && progress(attempt);
   }
   std::atomic<int> wakes{0};
   std::atomic<int> calls{0};
   int last_attempt = -1;
   std::function<void(uint64_t, int)> on_direct;
+  std::function<bool(int)> progress;  // what an attempt reports; none: no progress
 };
 
 // limit 1000: min 100, low 200, high 300.
@@ -131,6 +134,55 @@ TEST(BudgetTest, DirectReclaimThatFreesLetsChargeSucceed) {
   EXPECT_TRUE(b.Charge(200).ok());
   EXPECT_EQ(h.calls.load(), 2);
   EXPECT_EQ(b.used(), 700u);
+}
+
+// Writeback is cleaning pages, so attempts see progress and the charge is
+// throttled instead of failed, well past the attempts in a row it allows
+// without progress.
+TEST(BudgetTest, ProgressKeepsAChargeRetrying) {
+  MemoryBudget b = MakeBudget();
+  ScriptedHandler h;
+  b.set_max_direct_attempts(3);
+  h.progress = [](int attempt) { return attempt % 3 == 2; };  // two without, then one with
+  h.on_direct = [&](uint64_t, int attempt) {
+    if (attempt == 40) b.Uncharge(400);
+  };
+  b.SetPressureHandler(&h);
+  ASSERT_TRUE(b.Charge(900).ok());
+  EXPECT_TRUE(b.Charge(200).ok());
+  EXPECT_EQ(h.calls.load(), 41);
+  EXPECT_EQ(b.failed_charges(), 0u);
+}
+
+TEST(BudgetTest, AttemptsInARowWithoutProgressFail) {
+  MemoryBudget b = MakeBudget();
+  ScriptedHandler h;
+  b.set_max_direct_attempts(3);
+  h.progress = [](int attempt) { return attempt < 5; };
+  b.SetPressureHandler(&h);
+  ASSERT_TRUE(b.Charge(900).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(b.Charge(200)));
+  EXPECT_EQ(h.calls.load(), 8);  // five with progress, then three without
+  EXPECT_EQ(b.failed_charges(), 1u);
+}
+
+// Progress that never frees enough for this charge still ends: the stall
+// has a bound in time.
+TEST(BudgetTest, EndlessProgressEndsAtTheStallBound) {
+  MemoryBudget b = MakeBudget();
+  ScriptedHandler h;
+  h.progress = [](int) { return true; };
+  h.on_direct = [](uint64_t, int) { std::this_thread::sleep_for(std::chrono::milliseconds(1)); };
+  b.set_max_charge_stall(std::chrono::milliseconds(50));
+  b.SetPressureHandler(&h);
+  ASSERT_TRUE(b.Charge(900).ok());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(absl::IsResourceExhausted(b.Charge(200)));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, std::chrono::milliseconds(50));
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  EXPECT_GT(h.calls.load(), 16);
+  EXPECT_EQ(b.used(), 900u);
 }
 
 TEST(BudgetTest, WakesKswapdBelowLow) {

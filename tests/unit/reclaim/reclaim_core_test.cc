@@ -356,7 +356,7 @@ TEST_F(ReclaimCoreTest, DirectReclaimKicksWritebackAndThrottlesOnce) {
   core().SetWritebackKicker([&] { kicks++; });
   core().Register(&dirty);
 
-  core().DirectReclaim(200'000, 0);
+  EXPECT_FALSE(core().DirectReclaim(200'000, 0));  // nothing freed, no progress signalled
   EXPECT_EQ(kicks, 1);
   EXPECT_EQ(stats_.writeback_kicks.load(), 1u);
   EXPECT_EQ(kswapd_wakes_.load(), 1);
@@ -391,6 +391,19 @@ TEST_F(ReclaimCoreTest, WritebackProgressEndsThrottleAndChargeSucceeds) {
   EXPECT_EQ(stats_.direct_reclaims.load(), 2u);  // attempt 0 kicked, 1 freed
   EXPECT_GT(stats_.direct_freed.load(), 0u);
   budget_.SetPressureHandler(nullptr);
+}
+
+// An attempt reports progress when writeback signals it during the throttle
+// wait, even though the attempt itself freed nothing: the charge retries.
+TEST_F(ReclaimCoreTest, DirectReclaimReportsSignalledProgress) {
+  options_.direct_throttle_timeout = std::chrono::seconds(20);
+  FakeShrinker dirty(&budget_, "dirty", 1000, 1000);
+  dirty.set_dirty(true);
+  core().SetWritebackKicker([&] { progress_.Signal(); });
+  core().Register(&dirty);
+  EXPECT_TRUE(core().DirectReclaim(200'000, 0));
+  EXPECT_EQ(stats_.direct_throttle_timeouts.load(), 0u);
+  EXPECT_EQ(stats_.direct_freed.load(), 0u);
 }
 
 TEST_F(ReclaimCoreTest, NoIoDirectReclaimDoesNotWait) {

@@ -897,6 +897,12 @@ absl::Status FileData::Evict(uint64_t ino, bool nonblocking) {
   return absl::OkStatus();
 }
 
+void FileData::AdoptNewFile(uint64_t ino) {
+  std::shared_ptr<FileState> fs = impl_->cache.GetFile(ino);
+  std::lock_guard<std::mutex> l(fs->mu);
+  fs->extents_loaded.store(true, std::memory_order_release);  // empty, as stored
+}
+
 absl::Status FileData::Deallocate(uint64_t ino, storage::MetaStore::Batch* batch) {
   Impl& d = *impl_;
   std::shared_ptr<FileState> fs = d.cache.GetFile(ino);

@@ -132,6 +132,9 @@ class FileData {
   // (EAGAIN) if pages are dirty, under writeback or referenced; the caller
   // queues a retry.
   absl::Status Evict(uint64_t ino, bool nonblocking);
+  // `ino` was just allocated for a new regular file: it has no stored
+  // extents, so its first write need not scan the store for them.
+  void AdoptNewFile(uint64_t ino);
   // nlink == 0 and no opens: drop pages, free all blocks and extents in one
   // batch (along with `batch`'s other records, e.g. inode deletion).
   // Deallocate commits `batch` itself (not synced): the blocks must be freed

@@ -137,6 +137,7 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Create(const Request
     return std::make_pair(attr, *of);
   }
   InodeRef ref = std::move(*created);
+  if (s.data) s.data->AdoptNewFile(ref->ino);
   // The creator may open the new file as asked, whatever its mode says.
   OpenFile of;
   of.fh = s.handles.Add(Handle{ref->ino, flags, ctx.uid, ctx.gid, /*dir=*/false, ref->wb_err.Sample()});

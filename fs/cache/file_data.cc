@@ -31,6 +31,7 @@ using std::chrono::milliseconds;
 constexpr milliseconds kPageLockWait{30'000};
 constexpr milliseconds kWritebackWait{60'000};
 constexpr uint64_t kReadWindowPages = 64;  // pages charged and pinned at once by a read
+constexpr size_t kMaxPinnedWindows = 4;     // cached windows one reply may point into (1 MiB)
 
 uint64_t DivUp(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
@@ -96,6 +97,14 @@ struct FileData::Impl {
   bool AllCached(FileState* fs, uint64_t first, uint64_t end);
   absl::StatusOr<size_t> ReadPinned(uint64_t ino, uint64_t file_size, uint64_t off, size_t len,
                                     FileData::PagesReply reply, bool may_wait);
+  // A read of several windows whose pages are all cached: pins them all
+  // without waiting and replies in place. Unavailable when a page is
+  // missing or the range is too large to pin; nothing has changed then.
+  absl::StatusOr<size_t> ReadPinnedWindows(uint64_t ino, uint64_t file_size, uint64_t off, uint64_t end,
+                                           FileData::PagesReply reply);
+  // Points iov at the bytes of [off, end) in window w, which starts at the
+  // page of win_off; returns the number of iovecs.
+  int WindowIovecs(const PinnedWindow& w, uint64_t win_off, uint64_t off, uint64_t end, iovec* iov);
   // Pins the pages of [off, end) (at most one window), reading the missing
   // ones; without may_wait, Unavailable unless all are present and uptodate.
   absl::Status PinWindow(FileState* fs, uint64_t off, uint64_t end, PinnedWindow* w,
@@ -209,12 +218,17 @@ absl::StatusOr<size_t> FileData::Impl::ReadPinned(uint64_t ino, uint64_t file_si
     return 0;
   }
   const uint64_t end = std::min<uint64_t>(off + len, file_size);
-  if ((end - 1) / ps - off / ps + 1 > kReadWindowPages) {
-    // More than one window: pinning it all could hold too much of the
-    // budget out of reclaim's reach, so it is copied window by window.
+  const uint64_t npages = (end - 1) / ps - off / ps + 1;
+  if (npages > kReadWindowPages) {
+    // More than one window. When every page is cached the windows are
+    // pinned together without waiting and replied in place; otherwise the
+    // read is copied window by window, so it never holds more than one
+    // window out of reclaim's reach while it waits for memory or IO.
+    absl::StatusOr<size_t> n = ReadPinnedWindows(ino, file_size, off, end, reply);
+    if (n.ok() || !absl::IsUnavailable(n.status())) return n;
     std::unique_ptr<char[]> buf(new (std::nothrow) char[end - off]);
     if (!buf) return ErrnoStatus(ENOMEM, "read buffer");
-    auto n = Read(ino, file_size, off, end - off, buf.get(), may_wait);
+    n = Read(ino, file_size, off, end - off, buf.get(), may_wait);
     if (!n.ok()) return n;
     const iovec one{buf.get(), *n};
     reply(&one, 1);
@@ -232,15 +246,58 @@ absl::StatusOr<size_t> FileData::Impl::ReadPinned(uint64_t ino, uint64_t file_si
   const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
   if (ra.end > ra.first) Readahead(fs.get(), ra.first, ra.end);
   iovec iov[kReadWindowPages];
+  const int count = WindowIovecs(w, off, off, end, iov);
+  // The pages stay referenced (reclaim cannot free them) until the reply
+  // has been written; the caller's io lock keeps writers out of them.
+  reply(iov, count);
+  UnpinWindow(&w);
+  return end - off;
+}
+
+int FileData::Impl::WindowIovecs(const PinnedWindow& w, uint64_t win_off, uint64_t off, uint64_t end,
+                                 iovec* iov) {
   for (size_t i = 0; i < w.n; ++i) {
-    const uint64_t page_off = (off / ps + i) * ps;
+    const uint64_t page_off = (win_off / ps + i) * ps;
     const uint64_t from = std::max(off, page_off), to = std::min(end, page_off + ps);
     iov[i] = {w.pages[i]->data + (from - page_off), static_cast<size_t>(to - from)};
   }
-  // The pages stay referenced (reclaim cannot free them) until the reply
-  // has been written; the caller's io lock keeps writers out of them.
-  reply(iov, static_cast<int>(w.n));
-  UnpinWindow(&w);
+  return static_cast<int>(w.n);
+}
+
+absl::StatusOr<size_t> FileData::Impl::ReadPinnedWindows(uint64_t ino, uint64_t file_size, uint64_t off,
+                                                         uint64_t end, FileData::PagesReply reply) {
+  const uint64_t npages = (end - 1) / ps - off / ps + 1;
+  // At most FUSE's largest read, and a small part of the budget: pinned
+  // pages cannot be reclaimed until the reply is written.
+  if (npages > kReadWindowPages * kMaxPinnedWindows ||
+      npages * cache.page_charge() > mm->budget().limit() / 16) {
+    return absl::UnavailableError("too large to pin");
+  }
+  std::shared_ptr<FileState> fs = cache.FindFile(ino);
+  if (!fs || !fs->extents_loaded.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("nothing cached");
+  }
+  PinnedWindow w[kMaxPinnedWindows];
+  size_t nw = 0;
+  auto unpin_all = [&] {
+    for (size_t i = 0; i < nw; ++i) UnpinWindow(&w[i]);
+  };
+  iovec iov[kReadWindowPages * kMaxPinnedWindows];
+  int count = 0;
+  for (uint64_t pos = off; pos < end; ++nw) {
+    const uint64_t win_end = std::min(end, (pos / ps + kReadWindowPages) * ps);
+    // Never waits: a page missing or not yet read makes the caller copy.
+    if (absl::Status s = PinWindow(fs.get(), pos, win_end, &w[nw], /*may_wait=*/false); !s.ok()) {
+      unpin_all();
+      return s;
+    }
+    count += WindowIovecs(w[nw], pos, pos, win_end, iov + count);
+    pos = win_end;
+  }
+  const ReadaheadRange ra = PlanReadahead(fs.get(), file_size, off, end);
+  if (ra.end > ra.first) Readahead(fs.get(), ra.first, ra.end);
+  reply(iov, count);
+  unpin_all();
   return end - off;
 }
 

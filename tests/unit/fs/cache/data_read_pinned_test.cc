@@ -93,20 +93,57 @@ TEST(DataReadPinned, EndOfFileRepliesEmptyAndShortReadsStopThere) {
   EXPECT_EQ(got, Pattern(1, kPage, 5));
 }
 
-TEST(DataReadPinned, ReadsOverOneWindowAreCopiedWhole) {
+// Over one window, all cached: the windows are pinned together and the
+// reply points at every page (91 of them for 90 pages from offset 10);
+// eviction cannot take them until the reply returned.
+TEST(DataReadPinned, CachedReadsOverOneWindowAreRepliedInPlace) {
   DataEnv env(NoKswapd());
   const std::string content = Pattern(3, 0, 100 * kPage);
   ASSERT_TRUE(env.Write(1, 0, content).ok());
+  ASSERT_TRUE(env.data().Sync(1, false).ok());
   std::string got;
   int count_seen = 0;
   auto n = env.data().ReadPinned(1, env.records().Get(1), 10, 90 * kPage,
                                  [&](const iovec* iov, int count) {
                                    count_seen = count;
                                    got = Join(iov, count);
+                                   EXPECT_TRUE(absl::IsUnavailable(env.data().Evict(1, /*nonblocking=*/true)));
                                  });
   ASSERT_TRUE(n.ok()) << n.status();
-  EXPECT_EQ(count_seen, 1);
+  EXPECT_EQ(count_seen, 91);
   EXPECT_EQ(got, content.substr(10, 90 * kPage));
+  EXPECT_TRUE(env.data().Evict(1, /*nonblocking=*/true).ok());
+}
+
+// Over one window with a page missing, or more than a sixteenth of the
+// budget: copied window by window into one buffer, which is one iovec.
+TEST(DataReadPinned, ReadsOverOneWindowAreCopiedWhenAPageIsMissingOrTheyAreLarge) {
+  EnvOptions o = NoKswapd();
+  o.budget_bytes = 8ull << 20;
+  DataEnv env(o);
+  const std::string content = Pattern(3, 0, 256 * kPage);
+  ASSERT_TRUE(env.Write(1, 0, content).ok());
+  ASSERT_TRUE(env.data().Sync(1, false).ok());
+  auto read = [&](uint64_t off, uint64_t len, int* count_seen) {
+    std::string got;
+    auto n = env.data().ReadPinned(1, env.records().Get(1), off, len, [&](const iovec* iov, int count) {
+      *count_seen = count;
+      got = Join(iov, count);
+    });
+    EXPECT_TRUE(n.ok()) << n.status();
+    return got;
+  };
+  int count = 0;
+  // 1 MiB of an 8 MiB budget: too much to pin, even though it is cached.
+  EXPECT_EQ(read(0, 256 * kPage, &count), content);
+  EXPECT_EQ(count, 1);
+  // 100 pages (400 KiB) fit: pinned in place.
+  EXPECT_EQ(read(0, 100 * kPage, &count), content.substr(0, 100 * kPage));
+  EXPECT_EQ(count, 100);
+  env.Reopen();  // nothing cached: read from the store and copied
+  env.records().Set(1, content.size());
+  EXPECT_EQ(read(kPage, 100 * kPage, &count), content.substr(kPage, 100 * kPage));
+  EXPECT_EQ(count, 1);
 }
 
 TEST(DataReadPinned, MissesAreReadFromTheStore) {

@@ -70,6 +70,8 @@ void PageCache::DropAll() {
     fs->pages.clear();
   }
   files_.clear();
+  std::lock_guard<std::mutex> d(dirty_mu_);
+  dirty_files_.clear();
 }
 
 // ---- files --------------------------------------------------------------
@@ -90,7 +92,10 @@ std::shared_ptr<FileState> PageCache::FindFile(uint64_t ino) {
 void PageCache::RemoveFile(uint64_t ino, const FileState* expected) {
   std::lock_guard<std::mutex> l(files_mu_);
   auto it = files_.find(ino);
-  if (it != files_.end() && it->second.get() == expected) files_.erase(it);
+  if (it != files_.end() && it->second.get() == expected) {
+    it->second->forgotten.store(true);
+    files_.erase(it);
+  }
 }
 
 std::vector<std::shared_ptr<FileState>> PageCache::Files() {
@@ -98,6 +103,23 @@ std::vector<std::shared_ptr<FileState>> PageCache::Files() {
   std::vector<std::shared_ptr<FileState>> out;
   out.reserve(files_.size());
   for (auto& [ino, fs] : files_) out.push_back(fs);
+  return out;
+}
+
+std::vector<std::shared_ptr<FileState>> PageCache::DirtyFiles() {
+  std::lock_guard<std::mutex> l(dirty_mu_);
+  std::vector<std::shared_ptr<FileState>> out;
+  out.reserve(dirty_files_.size());
+  size_t kept = 0;
+  for (auto& fs : dirty_files_) {
+    if (fs->nr_dirty.load() == 0 || fs->forgotten.load()) {
+      fs->on_dirty_list = false;
+      continue;
+    }
+    out.push_back(fs);
+    dirty_files_[kept++] = std::move(fs);
+  }
+  dirty_files_.resize(kept);
   return out;
 }
 
@@ -241,7 +263,14 @@ void PageCache::SetDirty(Page* p) {
   if (p->Set(kPageDirty)) return;
   const int64_t now = NowMs();
   p->dirtied_at_ms.store(now, std::memory_order_relaxed);
-  if (p->file->nr_dirty.fetch_add(1) == 0) p->file->dirtied_when_ms.store(now);
+  if (p->file->nr_dirty.fetch_add(1) == 0) {
+    p->file->dirtied_when_ms.store(now);
+    std::lock_guard<std::mutex> l(dirty_mu_);
+    if (!p->file->on_dirty_list) {
+      p->file->on_dirty_list = true;
+      dirty_files_.push_back(p->file->shared_from_this());
+    }
+  }
   nr_dirty_.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -64,7 +64,7 @@ class WritebackLock {
 };
 
 // Cached data state of one file.
-struct FileState {
+struct FileState : std::enable_shared_from_this<FileState> {
   FileState(uint64_t ino, reclaim::MemoryBudget* budget) : ino(ino), extents(budget) {}
 
   const uint64_t ino;
@@ -95,6 +95,10 @@ struct FileState {
   // contiguous runs. Held across IO by flushers; reclaim never takes it.
   WritebackLock wb_lock;
   std::atomic<bool> wb_queued{false};   // a background/periodic job is queued
+  // On PageCache's dirty list (guarded by its dirty_mu_), and forgotten by
+  // the cache (RemoveFile): a forgotten state leaves the list.
+  bool on_dirty_list = false;
+  std::atomic<bool> forgotten{false};
   std::atomic<int> wb_error_streak{0};  // consecutive failed writebacks
 };
 
@@ -150,6 +154,10 @@ class PageCache {
   // Forgets the file's state if it is still `expected`.
   void RemoveFile(uint64_t ino, const FileState* expected);
   std::vector<std::shared_ptr<FileState>> Files();
+  // The files with dirty pages, like the kernel's per-device dirty inode
+  // list: the periodic flusher visits these instead of every cached file.
+  // Files that became clean (or were forgotten) leave the list here.
+  std::vector<std::shared_ptr<FileState>> DirtyFiles();
   // Loads the extent map once (MetaStore read, no lock held).
   absl::Status EnsureExtents(FileState* fs);
 
@@ -246,6 +254,11 @@ class PageCache {
 
   std::mutex files_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<FileState>> files_;
+  // Leaf (taken under a file's mu by SetDirty). A file joins when its
+  // nr_dirty leaves 0 (after the increment, so DirtyFiles either sees the
+  // count or the file joins again after it was dropped).
+  std::mutex dirty_mu_;
+  std::vector<std::shared_ptr<FileState>> dirty_files_;
 
   mutable std::mutex lru_mu_;  // leaf
   LruList inactive_, active_;

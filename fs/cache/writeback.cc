@@ -199,8 +199,7 @@ void Writeback::ControllerLoop() {
         kicked || dirty_bytes > static_cast<uint64_t>(live_.dirty_background_ratio.load() * limit);
     const int64_t now = NowMs();
     const int64_t expire_ms = live_.dirty_expire_ms.load(std::memory_order_relaxed);
-    for (auto& fs : cache_->Files()) {
-      if (fs->nr_dirty.load() == 0) continue;
+    for (auto& fs : cache_->DirtyFiles()) {
       const bool expired = now - fs->dirtied_when_ms.load() >= expire_ms;
       if (!background && !expired) continue;
       if (fs->wb_queued.exchange(true)) continue;

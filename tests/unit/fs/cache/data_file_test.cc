@@ -3,7 +3,9 @@
 // contiguity, truncate / punch / preallocate and the blocks they free,
 // SEEK_DATA/SEEK_HOLE, ENOSPC, eviction, deallocation and write errors.
 #include <cerrno>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "data_env.h"
 #include "fs/cache/errno_status.h"
@@ -342,6 +344,39 @@ TEST(DataFile, WriteErrorIsReportedBySyncAndRetried) {
   EXPECT_EQ(env.Stat("pagecache_dirty"), 0);
   env.Reopen();
   EXPECT_EQ(env.Read(17, 0, a.size()), a);
+}
+
+
+// Periodic writeback visits the dirty-file list: every file dirtied is
+// written once its pages expire, a file dirtied again after it was cleaned
+// (and so left the list) is written again, and a file many clean files
+// share the cache with is not missed.
+TEST(DataFile, PeriodicWritebackWritesEveryDirtiedFileAgainAndAgain) {
+  EnvOptions o;
+  o.data.dirty_expire_ms = 20;
+  o.data.writeback_interval_ms = 10;
+  o.data.dirty_background_ratio = 0.9;  // only expiry starts writeback
+  DataEnv env(o);
+  auto wait_clean = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (env.Stat("pagecache_dirty") > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return env.Stat("pagecache_dirty") == 0;
+  };
+  for (uint64_t ino = 10; ino < 60; ++ino) ASSERT_TRUE(env.Write(ino, 0, Pattern(ino, 0, kPage)).ok());
+  ASSERT_TRUE(wait_clean());
+  const int64_t written = env.Stat("writeback_pages_written");
+  EXPECT_EQ(written, 50);
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(env.Write(33, 0, Pattern(100 + round, 0, 2 * kPage)).ok());
+    EXPECT_EQ(env.Stat("pagecache_dirty"), 2);
+    ASSERT_TRUE(wait_clean()) << "round " << round;
+    EXPECT_EQ(env.Stat("writeback_pages_written"), written + 2 * (round + 1));
+  }
+  env.Reopen();
+  EXPECT_EQ(env.Read(33, 0, 2 * kPage), Pattern(102, 0, 2 * kPage));
+  EXPECT_EQ(env.Read(59, 0, kPage), Pattern(59, 0, kPage));
 }
 
 }  // namespace

@@ -71,6 +71,7 @@ void PageCache::DropAll() {
   }
   files_.clear();
   std::lock_guard<std::mutex> d(dirty_mu_);
+  for (auto& [state, ref] : dirty_files_) state->on_dirty_list = false;
   dirty_files_.clear();
 }
 
@@ -93,7 +94,13 @@ void PageCache::RemoveFile(uint64_t ino, const FileState* expected) {
   std::lock_guard<std::mutex> l(files_mu_);
   auto it = files_.find(ino);
   if (it != files_.end() && it->second.get() == expected) {
-    it->second->forgotten.store(true);
+    {
+      std::lock_guard<std::mutex> d(dirty_mu_);
+      if (it->second->on_dirty_list) {
+        it->second->on_dirty_list = false;
+        dirty_files_.erase(it->second.get());
+      }
+    }
     files_.erase(it);
   }
 }
@@ -110,16 +117,15 @@ std::vector<std::shared_ptr<FileState>> PageCache::DirtyFiles() {
   std::lock_guard<std::mutex> l(dirty_mu_);
   std::vector<std::shared_ptr<FileState>> out;
   out.reserve(dirty_files_.size());
-  size_t kept = 0;
-  for (auto& fs : dirty_files_) {
-    if (fs->nr_dirty.load() == 0 || fs->forgotten.load()) {
-      fs->on_dirty_list = false;
-      continue;
+  for (auto it = dirty_files_.begin(); it != dirty_files_.end();) {
+    if (it->first->nr_dirty.load() == 0) {
+      it->first->on_dirty_list = false;
+      it = dirty_files_.erase(it);
+    } else {
+      out.push_back(it->second);
+      ++it;
     }
-    out.push_back(fs);
-    dirty_files_[kept++] = std::move(fs);
   }
-  dirty_files_.resize(kept);
   return out;
 }
 
@@ -268,7 +274,7 @@ void PageCache::SetDirty(Page* p) {
     std::lock_guard<std::mutex> l(dirty_mu_);
     if (!p->file->on_dirty_list) {
       p->file->on_dirty_list = true;
-      dirty_files_.push_back(p->file->shared_from_this());
+      dirty_files_.emplace(p->file, p->file->shared_from_this());
     }
   }
   nr_dirty_.fetch_add(1, std::memory_order_relaxed);

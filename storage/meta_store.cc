@@ -21,6 +21,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/write_buffer_manager.h"
+#include "storage/absent_dentries.h"
 #include "storage/coding.h"
 
 namespace reclaimfs::storage {
@@ -175,6 +176,7 @@ struct MetaStore::State {
   std::atomic<uint64_t> next_ino{kRootIno + 1};
   std::atomic<uint64_t> last_seq{0};     // newest commit in the log
   std::atomic<uint64_t> durable_seq{0};  // newest commit known durable
+  AbsentDentries absent;                  // names just read as absent
 
   ~State() {
     if (db == nullptr) return;
@@ -376,11 +378,25 @@ absl::StatusOr<InodeRecord> MetaStore::GetInode(uint64_t ino) {
 }
 
 absl::StatusOr<DirEntry> MetaStore::GetDentry(uint64_t parent, std::string_view name) {
-  auto v = s_->Get(ColumnFamily::kDentries, DentryKey(parent, name),
-                   absl::StrCat("entry '", AbslView(name), "' in directory ", parent));
-  if (!v.ok()) return v.status();
-  return DirEntry::Decode(*v);
+  auto absent = [&] {
+    return absl::NotFoundError(absl::StrCat("entry '", AbslView(name), "' in directory ", parent, " not found"));
+  };
+  if (s_->absent.KnownAbsent(parent, name)) return absent();
+  const uint64_t epoch = s_->absent.epoch();
+  std::string value;
+  rocksdb::Status s =
+      s_->db->Get(rocksdb::ReadOptions(), cf(ColumnFamily::kDentries), ToSlice(DentryKey(parent, name)), &value);
+  if (s.IsNotFound()) {
+    s_->absent.Remember(parent, name, epoch);
+    return absent();
+  }
+  if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("reading entry '", AbslView(name), "' in directory ", parent, " in ", s_->dir));
+  }
+  return DirEntry::Decode(value);
 }
+
+uint64_t MetaStore::absent_dentry_hits() const { return s_->absent.hits(); }
 
 absl::Status MetaStore::ListDir(
     uint64_t parent, uint64_t after_cookie,
@@ -539,13 +555,17 @@ absl::Status MetaStore::Commit(Batch& batch, bool sync,
     if (!s.ok()) return s;
   }
   rocksdb::WriteBatch wb;
+  bool touches_dentries = false;
   for (const auto& op : Batch::Rep::Of(batch.rep_).ops) {
+    touches_dentries |= op.cf == ColumnFamily::kDentries;
     rocksdb::Status s = op.del ? wb.Delete(cf(op.cf), op.key) : wb.Put(cf(op.cf), op.key, op.value);
     if (!s.ok()) return FromRocks(s, "building a metadata batch");
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = s_->db->Write(wo, &wb);
+  // Visible now (or, on failure, maybe in part): absences read before are stale.
+  if (touches_dentries) s_->absent.Invalidate();
   if (!s.ok()) return FromRocks(s, absl::StrCat("committing metadata in ", s_->dir));
   s_->last_seq.store(seq, std::memory_order_release);
   // The log is one ordered file: a synced commit makes every earlier one durable.

@@ -97,7 +97,10 @@ class MetaStore {
   // 0 if the store has none yet (older stores).
   absl::StatusOr<uint64_t> ReadNextGeneration();
   absl::StatusOr<InodeRecord> GetInode(uint64_t ino);  // NotFound if absent
+  // An entry read as absent stays known absent until a commit touches any
+  // entry, so the create after a lookup of a new name reads the store once.
   absl::StatusOr<DirEntry> GetDentry(uint64_t parent, std::string_view name);
+  uint64_t absent_dentry_hits() const;  // GetDentry answered by that memo
   // Entries of `parent` with cookie > after_cookie in cookie order; stops
   // when fn returns false.
   absl::Status ListDir(uint64_t parent, uint64_t after_cookie,

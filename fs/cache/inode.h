@@ -31,6 +31,9 @@ struct InodeBody {
   // The file has no security.capability xattr (known since the body was
   // loaded), so a write need not look it up. Kept by the POSIX layer.
   bool no_caps = false;
+  // The directory has no default ACL (known since the body was loaded), so
+  // a create in it need not look one up. Kept by the POSIX layer.
+  bool no_default_acl = false;
   bool dirty() const { return version != persisted; }
   // May the body be dropped and later reloaded from the store?
   bool clean() const { return !dirty(); }

@@ -30,6 +30,25 @@ absl::StatusOr<Acl> Filesystem::Impl::LoadAcl(uint64_t ino, std::string_view nam
   return acl;
 }
 
+absl::StatusOr<Acl> Filesystem::Impl::LoadDefaultAcl(Inode* dir) {
+  {
+    std::lock_guard a(dir->attr_mu);
+    if (dir->body->no_default_acl) return Acl{};
+  }
+  RFS_ASSIGN_OR_RETURN(Acl acl, LoadAcl(dir->ino, kAclDefaultXattr));
+  if (acl.empty()) {
+    std::lock_guard a(dir->attr_mu);
+    dir->body->no_default_acl = true;
+  }
+  return acl;
+}
+
+void Filesystem::Impl::MarkNewBody(Inode* inode, bool no_default_acl) {
+  std::lock_guard a(inode->attr_mu);
+  inode->body->no_caps = true;
+  inode->body->no_default_acl = no_default_acl;
+}
+
 absl::Status Filesystem::Impl::CheckPerm(const RequestContext& ctx, const InodeRecord& rec, int mask) {
   // The kernel has checked (ACLs included) what it sends without ids: no
   // ACL to load, and no caller ids needed.
@@ -54,6 +73,10 @@ absl::Status Filesystem::Impl::SetAcl(const RequestContext& ctx, Inode* inode, s
   }
 
   std::lock_guard l(xattr_mu);
+  if (is_default) {
+    std::lock_guard a(inode->attr_mu);
+    inode->body->no_default_acl = false;
+  }
   absl::StatusOr<std::string> existing = meta->GetXattr(inode->ino, name);
   if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
   if (!removal) {

@@ -162,7 +162,7 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
     RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
     RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
     std::lock_guard x(s.xattr_mu);
-    RFS_ASSIGN_OR_RETURN(const Impl::NewNode plan, s.PlanNewNode(ctx, parent, prec, S_IFREG, mode & 07777));
+    RFS_ASSIGN_OR_RETURN(const Impl::NewNode plan, s.PlanNewNode(ctx, dir.get(), prec, S_IFREG, mode & 07777));
     const NewOwnership& own = plan.own;
     InodeRecord rec;
     rec.ino = s.meta->AllocateIno();
@@ -180,6 +180,7 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
     batch.AddOrphan(rec.ino);
     RFS_RETURN_IF_ERROR(s.Commit(batch, {}));
     ref = s.cache->Install(rec);
+    s.MarkNewBody(ref.get(), /*no_default_acl=*/true);
     s.inode_count.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard t(s.tmpfile_mu);

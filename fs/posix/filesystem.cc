@@ -605,6 +605,7 @@ std::string Filesystem::StatsText() const {
   line("inode_deallocations", s.deallocations.load());
   line("inode_dealloc_failures", s.dealloc_failures.load());
   line("orphans_replayed", s.orphans_replayed.load());
+  if (s.meta) line("meta_absent_dentry_hits", s.meta->absent_dentry_hits());
   line("inodes", s.inode_count.load());
   line("open_handles", s.handles.size());
   if (s.invalidator) {

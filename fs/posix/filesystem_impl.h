@@ -104,6 +104,13 @@ struct Filesystem::Impl final : public InodeRecordSource {
   absl::StatusOr<Attributes> LookupDot(uint64_t node, bool dotdot);
   // POSIX ACLs (acl_ops.cc). The stored ACL `name` of ino, empty when none.
   absl::StatusOr<Acl> LoadAcl(uint64_t ino, std::string_view name);
+  // The default ACL of a pinned directory, remembering in its body that it
+  // has none (SetAcl forgets that). Call with xattr_mu held.
+  absl::StatusOr<Acl> LoadDefaultAcl(Inode* dir);
+  // A node just created has no xattrs but its inherited ACLs: writes need
+  // not look for security.capability, creates in it for a default ACL
+  // unless it inherited one.
+  void MarkNewBody(Inode* inode, bool no_default_acl);
   // CheckAccess (permissions.h) honouring rec's access ACL; the ACL is read
   // only when it can matter (caller neither root nor owner, group bits set).
   absl::Status CheckPerm(const RequestContext& ctx, const storage::InodeRecord& rec, int mask);
@@ -125,7 +132,7 @@ struct Filesystem::Impl final : public InodeRecordSource {
     Acl access;          // to store with the node; empty: none
     Acl parent_default;  // the parent's default ACL; empty: none
   };
-  absl::StatusOr<NewNode> PlanNewNode(const RequestContext& ctx, uint64_t parent, const storage::InodeRecord& prec,
+  absl::StatusOr<NewNode> PlanNewNode(const RequestContext& ctx, Inode* parent, const storage::InodeRecord& prec,
                                       uint32_t type, uint32_t perm);
   // Unlink (dir=false) or rmdir (dir=true) of parent/name.
   absl::Status RemoveName(const RequestContext& ctx, uint64_t parent, std::string_view name, bool dir);

@@ -75,12 +75,12 @@ absl::StatusOr<bool> Filesystem::Impl::IsAncestorOrSelf(uint64_t ancestor, uint6
 }
 
 absl::StatusOr<Filesystem::Impl::NewNode> Filesystem::Impl::PlanNewNode(const RequestContext& ctx,
-                                                                         uint64_t parent,
+                                                                         Inode* parent,
                                                                          const InodeRecord& prec, uint32_t type,
                                                                          uint32_t perm) {
   NewNode plan;
   if (!S_ISLNK(type)) {
-    RFS_ASSIGN_OR_RETURN(plan.parent_default, LoadAcl(parent, kAclDefaultXattr));
+    RFS_ASSIGN_OR_RETURN(plan.parent_default, LoadDefaultAcl(parent));
   }
   if (plan.parent_default.empty()) {
     plan.own = OwnershipForNew(ctx, prec, type, perm);
@@ -113,7 +113,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   if (S_ISDIR(type) && prec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
 
   std::lock_guard x(xattr_mu);
-  RFS_ASSIGN_OR_RETURN(const NewNode plan, PlanNewNode(ctx, parent, prec, type, mode & 07777));
+  RFS_ASSIGN_OR_RETURN(const NewNode plan, PlanNewNode(ctx, dir.get(), prec, type, mode & 07777));
   const NewOwnership& own = plan.own;
   const Acl& access = plan.access;
   const Acl& parent_default = plan.parent_default;
@@ -150,6 +150,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
     return s;
   }
   InodeRef ref = cache->Install(rec);
+  MarkNewBody(ref.get(), parent_default.empty());
   inode_count.fetch_add(1, std::memory_order_relaxed);
   cache->AddLookup(ref.get(), parent, name);
   return ref;

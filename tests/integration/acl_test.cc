@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -202,6 +203,31 @@ TEST_F(AclTest, DefaultAclIsInheritedAndUmaskIgnored) {
   });
   EXPECT_EQ(report, "");
   EXPECT_EQ(Stat(plain).st_mode & 07777, 0640u);
+}
+
+// A directory remembers that it has no default ACL once a create has looked
+// for one; setting one later, or removing it, applies to the next create.
+TEST_F(AclTest, DefaultAclSetOrRemovedAfterCreatesAppliesToTheNextCreate) {
+  const mode_t saved_umask = umask(022);
+  const std::string d = Path("later");
+  ASSERT_SYS_OK(mkdir(d.c_str(), 0755));
+  auto create = [&](const std::string& name) {
+    const int fd = open((d + "/" + name).c_str(), O_CREAT | O_EXCL | O_WRONLY, 0666);
+    EXPECT_GE(fd, 0) << name << ": " << strerror(errno);
+    if (fd >= 0) close(fd);
+    return Stat(d + "/" + name).st_mode & 07777;
+  };
+  EXPECT_EQ(create("before"), 0644u);
+  const std::string dflt = AclValue({{ACL_USER_OBJ, 7}, {ACL_USER, 7, kTestUser}, {ACL_GROUP_OBJ, 5},
+                                     {ACL_MASK, 7}, {ACL_OTHER, 5}});
+  ASSERT_SYS_OK(SetAcl(d, kDefault, dflt));
+  EXPECT_EQ(create("with"), 0664u) << "default ACL set after a create was not inherited";
+  EXPECT_NE(GetAcl(d + "/with", kAccess), "");
+  ASSERT_SYS_OK(removexattr(d.c_str(), kDefault));
+  EXPECT_EQ(create("after"), 0644u) << "removed default ACL still inherited";
+  errno = 0;
+  EXPECT_EQ(GetAcl(d + "/after", kAccess), "");
+  umask(saved_umask);
 }
 
 TEST_F(AclTest, SettingAclClearsSetgidOfOwnerOutsideGroup) {

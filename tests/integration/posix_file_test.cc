@@ -72,6 +72,26 @@ TEST_F(PosixFileTest, OnlyWritableDescriptorsAreFlushedOnClose) {
   EXPECT_EQ(DaemonStat("fuse_flush_requests"), before + 2) << "writable closes must be flushed";
 }
 
+// The kernel looks a new name up before creating it; the create's own
+// check that the name is free is answered from that lookup's absence, and
+// the names are all there afterwards.
+TEST_F(PosixFileTest, CreatesOfNewNamesReadTheStoreOnceAndAllNamesExist) {
+  ASSERT_SYS_OK(mkdir(Path("new").c_str(), 0755));
+  const double before = DaemonStat("meta_absent_dentry_hits");
+  ASSERT_GE(before, 0);
+  constexpr int kFiles = 20;
+  for (int i = 0; i < kFiles; ++i) {
+    UniqueFd fd = Open(Path("new/f" + std::to_string(i)), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    ASSERT_EQ(fd.Close(), 0);
+  }
+  EXPECT_GE(DaemonStat("meta_absent_dentry_hits"), before + kFiles);
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string f = Path("new/f" + std::to_string(i));
+    EXPECT_EQ(open(f.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644), -1) << f << " created twice";
+    EXPECT_EQ(errno, EEXIST);
+  }
+}
+
 TEST_F(PosixFileTest, PreadPwriteAndGaps) {
   UniqueFd fd = Open(Path("p"), O_CREAT | O_RDWR);
   PwriteAll(fd.get(), "hello", 5, 0);

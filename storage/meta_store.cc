@@ -378,22 +378,13 @@ absl::StatusOr<InodeRecord> MetaStore::GetInode(uint64_t ino) {
 }
 
 absl::StatusOr<DirEntry> MetaStore::GetDentry(uint64_t parent, std::string_view name) {
-  auto absent = [&] {
-    return absl::NotFoundError(absl::StrCat("entry '", AbslView(name), "' in directory ", parent, " not found"));
-  };
-  if (s_->absent.KnownAbsent(parent, name)) return absent();
+  const std::string what = absl::StrCat("entry '", AbslView(name), "' in directory ", parent);
+  if (s_->absent.KnownAbsent(parent, name)) return absl::NotFoundError(absl::StrCat(what, " not found"));
   const uint64_t epoch = s_->absent.epoch();
-  std::string value;
-  rocksdb::Status s =
-      s_->db->Get(rocksdb::ReadOptions(), cf(ColumnFamily::kDentries), ToSlice(DentryKey(parent, name)), &value);
-  if (s.IsNotFound()) {
-    s_->absent.Remember(parent, name, epoch);
-    return absent();
-  }
-  if (!s.ok()) {
-    return FromRocks(s, absl::StrCat("reading entry '", AbslView(name), "' in directory ", parent, " in ", s_->dir));
-  }
-  return DirEntry::Decode(value);
+  auto v = s_->Get(ColumnFamily::kDentries, DentryKey(parent, name), what);
+  if (absl::IsNotFound(v.status())) s_->absent.Remember(parent, name, epoch);
+  if (!v.ok()) return v.status();
+  return DirEntry::Decode(*v);
 }
 
 uint64_t MetaStore::absent_dentry_hits() const { return s_->absent.hits(); }

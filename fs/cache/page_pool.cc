@@ -30,27 +30,38 @@ char* PagePool::MapChunk() {
 }
 
 void* PagePool::Allocate() {
-  std::lock_guard<std::mutex> l(mu_);
   char* slot = nullptr;
-  if (free_ != nullptr) {
-    slot = reinterpret_cast<char*>(free_);
-    free_ = free_->next;
-    --free_count_;
-  } else if (!discarded_.empty()) {
-    slot = discarded_.back();
-    discarded_.pop_back();
-  } else {
-    if (bump_ == bump_end_) {
-      char* chunk = MapChunk();
-      if (chunk == nullptr) return nullptr;
-      bump_ = chunk;
-      bump_end_ = chunk + kChunkBytes;
+  char* fresh_chunk = nullptr;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (free_ != nullptr) {
+      slot = reinterpret_cast<char*>(free_);
+      free_ = free_->next;
+      --free_count_;
+    } else if (!discarded_.empty()) {
+      slot = discarded_.back();
+      discarded_.pop_back();
+    } else {
+      if (bump_ == bump_end_) {
+        fresh_chunk = MapChunk();
+        if (fresh_chunk == nullptr) return nullptr;
+        bump_ = fresh_chunk;
+        bump_end_ = fresh_chunk + kChunkBytes;
+      }
+      slot = bump_;
+      bump_ += page_size_;
     }
-    slot = bump_;
-    bump_ += page_size_;
+    ++used_[ChunkOf(slot)];
+    ++in_use_;
   }
-  ++used_[ChunkOf(slot)];
-  ++in_use_;
+  // Fault the whole chunk in at once, outside the mutex: one call instead of
+  // a page fault on the first write to each of its slots (a fresh mount
+  // writing a large file spent ~15% of its CPU in those faults). Others may
+  // already be handing out and writing its slots: populating skips pages
+  // that are present and changes no content. The chunk cannot be unmapped
+  // meanwhile, our slot is in use. If it fails (no memory now), the slots
+  // fault in one by one as before.
+  if (fresh_chunk != nullptr) ::madvise(fresh_chunk, kChunkBytes, MADV_POPULATE_WRITE);
   return slot;
 }
 
@@ -115,8 +126,7 @@ uint64_t PagePool::mapped_bytes() const {
 
 uint64_t PagePool::resident_bytes() const {
   std::lock_guard<std::mutex> l(mu_);
-  const uint64_t untouched = static_cast<uint64_t>(bump_end_ - bump_);  // never written
-  return uint64_t{used_.size()} * kChunkBytes - uint64_t{discarded_.size()} * page_size_ - untouched;
+  return uint64_t{used_.size()} * kChunkBytes - uint64_t{discarded_.size()} * page_size_;
 }
 
 size_t PagePool::chunks() const {

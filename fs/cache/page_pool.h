@@ -4,15 +4,17 @@
 // splitting a larger chunk, and the leftovers fragment the heap, so the
 // memory really held can approach twice what the budget was charged. Here a
 // buffer costs exactly one page: freed slots go on a free list (threaded
-// through the slots themselves) and are reused before any untouched slot is
-// handed out, so the resident size of the pool never exceeds the largest
-// number of pages that were in use at once, which the budget bounds. Trim()
-// gives wholly free chunks, and the memory of other free slots, back to the
-// system (after the budget shrinks).
+// through the slots themselves) and are reused before a new chunk is mapped,
+// so the resident size of the pool never exceeds the largest number of pages
+// that were in use at once, which the budget bounds, plus the unused rest of
+// the newest chunk (under 2 MiB): a chunk is faulted in whole when it is
+// mapped. Trim() gives wholly free chunks, and the memory of other free
+// slots, back to the system (after the budget shrinks).
 //
 // Owns the chunks. Any thread: one mutex guards everything; Allocate may
 // mmap a chunk, and Trim walks the free list and unmaps chunks, while holding
-// it. Nothing else waits. The caller charges the budget; the pool does not.
+// it. Allocate faults a new chunk in after releasing it. Nothing else waits.
+// The caller charges the budget; the pool does not.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +47,7 @@ class PagePool {
   size_t chunks() const;
   size_t slots_in_use() const;
   uint64_t mapped_bytes() const;    // address space of the chunks
-  uint64_t resident_bytes() const;  // slots in use, and free ones not yet given back
+  uint64_t resident_bytes() const;  // the chunks, less the free slots given back
 
  private:
   static constexpr size_t kChunkBytes = 2u << 20;

@@ -1,6 +1,8 @@
 // PagePool: aligned slots, reuse before growth, trimming idle chunks.
 #include "fs/cache/page_pool.h"
 
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -25,6 +27,23 @@ TEST(PagePoolTest, SlotsAreAlignedDistinctAndWritable) {
   EXPECT_EQ(pool.chunks(), 3u);  // 512 slots per chunk
   for (void* p : seen) pool.Free(p);
   EXPECT_EQ(pool.slots_in_use(), 0u);
+}
+
+// A new chunk is faulted in whole when its first slot is handed out, so
+// writing a slot takes no page fault; the accounting says so.
+TEST(PagePoolTest, NewChunkIsResidentBeforeItsSlotsAreWritten) {
+  constexpr size_t kChunk = 2u << 20;
+  PagePool pool(4096);
+  void* first = pool.Allocate();
+  ASSERT_NE(first, nullptr);
+  void* base = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(first) & ~(kChunk - 1));
+  std::vector<unsigned char> present(kChunk / 4096);
+  ASSERT_EQ(::mincore(base, kChunk, present.data()), 0);
+  size_t resident = 0;
+  for (unsigned char v : present) resident += v & 1;
+  EXPECT_EQ(resident, present.size()) << "pages of the new chunk not yet faulted in";
+  EXPECT_EQ(pool.resident_bytes(), kChunk);
+  pool.Free(first);
 }
 
 TEST(PagePoolTest, FreedSlotsAreReusedBeforeTheNextChunk) {

@@ -257,6 +257,7 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   options.store_dir = request.store_dir;
   options.read_only = request.read_only;
   options.no_recovery = request.no_recovery;
+  options.acl = request.acl;
   options.atime = request.atime;
   options.relatime = request.relatime;
   ApplyConfigToOptions(config, &options);
@@ -293,6 +294,7 @@ int Serve(const MountRequest& request, LiveConfig& live) {
   adapter_options.max_background = config.max_background;
   adapter_options.readahead = config.readahead;
   adapter_options.default_permissions = request.default_permissions;
+  adapter_options.acl = request.acl;
   adapter_options.max_read = request.max_read;
   adapter_options.blocking_threads = config.blocking_threads;
   adapter_options.transport = config.fuse_transport == "uring" ? FuseTransport::kUring

@@ -146,6 +146,10 @@ absl::Status ApplyOption(const std::string& opt, MountRequest* r) {
     r->default_permissions = false;
     return absl::OkStatus();
   }
+  if (opt == "acl" || opt == "noacl") {
+    r->acl = opt == "acl";
+    return absl::OkStatus();
+  }
   if (opt == "debug") {
     r->debug = true;
     return absl::OkStatus();
@@ -308,6 +312,7 @@ std::string MountUsage(const char* program) {
       "  -o no_default_permissions\n"
       "                      let the filesystem, not the kernel, check permissions\n"
       "  -o noatime|relatime|strictatime\n"
+      "  -o acl|noacl        POSIX ACLs on (default) or off\n"
       "  -o config=PATH      TOML configuration (default ", std::string(kDefaultConfigPath), " if present)\n",
       "  -o control_socket=PATH\n"
       "                      control socket (default /run/reclaimfs/<mountpoint>.sock)\n"

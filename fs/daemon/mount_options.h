@@ -32,6 +32,7 @@ struct MountRequest {
   bool read_only = false;
   bool no_recovery = false;  // norecovery/noload: with ro, the mount writes nothing
   bool default_permissions = true;
+  bool acl = true;       // noacl turns POSIX ACLs off
   bool atime = true;     // noatime turns it off
   bool relatime = true;  // strictatime turns it off
   // max_read=N (0: unlimited). INIT must repeat it, or libfuse refuses.

@@ -198,7 +198,12 @@ struct FuseOps {
     // filesystem validates them, keeps the mode in sync and does inheritance.
     // With no_default_permissions it is not asked for: the kernel passes the
     // ACL xattrs through uncached and the filesystem's own checks use them.
-    if (self.options_.default_permissions) want(FUSE_CAP_POSIX_ACL);
+    // With noacl neither: the filesystem refuses the ACL xattrs.
+    if (self.options_.default_permissions && self.options_.acl) {
+      want(FUSE_CAP_POSIX_ACL);
+    } else {
+      drop(FUSE_CAP_POSIX_ACL);
+    }
     want(FUSE_CAP_PARALLEL_DIROPS);
     want(FUSE_CAP_ASYNC_DIO);
     // chattr/lsattr flags on directories too.

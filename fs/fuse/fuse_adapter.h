@@ -41,6 +41,7 @@ struct FuseAdapterOptions {
   bool kernel_cache = false;         // false: FOPEN_DIRECT_IO on every open file
   uint32_t max_background = 64;      // FUSE INIT max_background
   uint64_t readahead = 128 << 10;    // kernel readahead when kernel_cache
+  bool acl = true;                   // false (noacl): the kernel is not told to use ACLs
   bool default_permissions = true;   // false: the filesystem checks, so it needs groups
   uint32_t max_read = 0;             // the max_read= mount option (0: none); INIT repeats it
   double timeout_seconds = 1.0;      // entry and attribute cache timeouts

@@ -20,6 +20,9 @@ namespace reclaimfs::fs {
 using storage::InodeRecord;
 
 absl::StatusOr<Acl> Filesystem::Impl::LoadAcl(uint64_t ino, std::string_view name) {
+  // noacl: every reader of ACLs (permission checks, inheritance, chmod)
+  // sees none, whatever an earlier mount stored.
+  if (!options.acl) return Acl{};
   absl::StatusOr<std::string> raw = meta->GetXattr(ino, name);
   if (!raw.ok()) {
     if (absl::IsNotFound(raw.status())) return Acl{};

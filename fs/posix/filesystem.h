@@ -132,6 +132,10 @@ struct FilesystemOptions {
   bool kernel_cache = false;        // false: FOPEN_DIRECT_IO on every open file
   bool atime = true;                // false: noatime
   bool relatime = true;             // atime only if older than mtime/ctime or 1 day
+  // false (noacl): the ACL xattrs are refused (EOPNOTSUPP) and ACLs stored
+  // by an earlier mount are ignored: mode bits decide, creates apply the
+  // umask, nothing is inherited.
+  bool acl = true;
   reclaim::MemoryOptions memory;
   storage::MetaOptions meta;
   storage::UringOptions uring;

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
@@ -30,12 +32,12 @@ bool InNamespace(std::string_view name, std::string_view prefix) {
   return name.size() > prefix.size() && name.substr(0, prefix.size()) == prefix;
 }
 
-absl::StatusOr<XattrNs> ParseXattrName(std::string_view name) {
+absl::StatusOr<XattrNs> ParseXattrName(std::string_view name, bool acl) {
   if (name.empty() || name.size() > kXattrNameMax) return ErrnoStatus(ERANGE, "bad xattr name length");
   if (InNamespace(name, "user.")) return XattrNs::kUser;
   if (InNamespace(name, "trusted.")) return XattrNs::kTrusted;
   if (InNamespace(name, "security.")) return XattrNs::kSecurity;
-  if (IsAclXattr(name)) return XattrNs::kAcl;
+  if (IsAclXattr(name)) return acl ? absl::StatusOr<XattrNs>(XattrNs::kAcl) : ErrnoStatus(EOPNOTSUPP, "mounted noacl");
   return ErrnoStatus(EOPNOTSUPP, "unsupported xattr namespace");
 }
 
@@ -68,7 +70,7 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
   if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) != 0 || flags == (XATTR_CREATE | XATTR_REPLACE)) {
     return ErrnoStatus(EINVAL, "bad xattr flags");
   }
-  RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
+  RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name, s.options.acl));
   if (value.size() > kXattrValueMax) return ErrnoStatus(E2BIG);
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
@@ -95,7 +97,7 @@ absl::Status Filesystem::SetXattr(const RequestContext& ctx, uint64_t ino, std::
 
 absl::StatusOr<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view name) {
   Impl& s = *impl_;
-  RFS_RETURN_IF_ERROR(ParseXattrName(name).status());
+  RFS_RETURN_IF_ERROR(ParseXattrName(name, s.options.acl).status());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   absl::StatusOr<std::string> v = s.meta->GetXattr(ino, name);
   if (!v.ok() && absl::IsNotFound(v.status())) return ErrnoStatus(ENODATA);
@@ -105,12 +107,14 @@ absl::StatusOr<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view 
 absl::StatusOr<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
   Impl& s = *impl_;
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
-  return s.meta->ListXattrs(ino);
+  RFS_ASSIGN_OR_RETURN(std::vector<std::string> names, s.meta->ListXattrs(ino));
+  if (!s.options.acl) std::erase_if(names, [](const std::string& n) { return IsAclXattr(n); });
+  return names;
 }
 
 absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, std::string_view name) {
   Impl& s = *impl_;
-  RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
+  RFS_ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name, s.options.acl));
   RFS_RETURN_IF_ERROR(s.CheckWritable());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
   const InodeRecord rec = Impl::Rec(ref.get());

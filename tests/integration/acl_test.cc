@@ -310,6 +310,51 @@ TEST_F(AclTest, MalformedAclsAreRejected) {
   EXPECT_EQ(errno, ENODATA);
 }
 
+// -o noacl (ext4's option): the ACL xattrs are refused, ACLs an earlier
+// mount stored are neither shown nor used (mode bits decide, the umask
+// applies to creates, nothing is inherited), and they are back, unchanged,
+// on a mount with ACLs again.
+TEST_F(AclTest, NoaclMountIgnoresStoredAclsAndRefusesNewOnes) {
+  const std::string f = RootFileWithAcl(
+      "f", AclValue({{ACL_USER_OBJ, 6}, {ACL_USER, 4, kTestUser}, {ACL_GROUP_OBJ, 0}, {ACL_MASK, 4},
+                     {ACL_OTHER, 0}}));
+  const std::string d = Path("d");
+  const std::string dflt = AclValue({{ACL_USER_OBJ, 7}, {ACL_GROUP_OBJ, 5}, {ACL_GROUP, 5, kProjectGroup},
+                                     {ACL_MASK, 5}, {ACL_OTHER, 0}});
+  ASSERT_SYS_OK(mkdir(d.c_str(), 0755));
+  ASSERT_SYS_OK(SetAcl(d, kDefault, dflt));
+
+  Remount("allow_other,default_permissions,noacl");
+  errno = 0;
+  EXPECT_EQ(GetAcl(f, kAccess), "");
+  EXPECT_EQ(errno, EOPNOTSUPP);
+  EXPECT_ERRNO(EOPNOTSUPP, SetAcl(f, kAccess, AclValue({{ACL_USER_OBJ, 6}, {ACL_GROUP_OBJ, 4}, {ACL_OTHER, 4}})));
+  EXPECT_ERRNO(EOPNOTSUPP, removexattr(f.c_str(), kAccess));
+  char names[256];
+  EXPECT_EQ(listxattr(d.c_str(), names, sizeof names), 0) << "the default ACL is listed";
+  // The stored named-user entry grants nothing: 0640 root:root, other gets ---.
+  std::string report = RunAsUser(022, [&](Report& r) {
+    r.ExpectErrno(open(f.c_str(), O_RDONLY), EACCES, "a stored ACL was used on a noacl mount");
+  });
+  EXPECT_EQ(report, "");
+  const mode_t old_umask = umask(027);
+  WriteFile(d + "/g", "g", 0666);
+  EXPECT_SYS_OK(mkdir((d + "/sub").c_str(), 0777));
+  umask(old_umask);
+  EXPECT_EQ(Stat(d + "/g").st_mode & 07777, 0640u) << "the umask was not applied";
+  EXPECT_EQ(Stat(d + "/sub").st_mode & 07777, 0750u) << "the umask was not applied";
+
+  Remount("allow_other,default_permissions");
+  EXPECT_EQ(GetAcl(d, kDefault), dflt);
+  errno = 0;
+  EXPECT_EQ(GetAcl(d + "/g", kAccess), "") << "a noacl create inherited the default ACL";
+  EXPECT_EQ(errno, ENODATA);
+  report = RunAsUser(022, [&](Report& r) {
+    r.Expect(CanOpen(f, O_RDONLY), "the named user's entry is gone after the noacl mount");
+  });
+  EXPECT_EQ(report, "");
+}
+
 // With no_default_permissions the kernel does not use ACLs; our own checks
 // do, and the same ACL grants and limits the same way.
 class AclOwnChecksTest : public ReclaimfsTest {

@@ -365,6 +365,20 @@ TEST(MountOptionsTest, Basic) {
   EXPECT_EQ(FuseMountOptionString(*r), "fsname=store:/srv/store,default_permissions");
 }
 
+// ext4's acl/noacl: the last one given wins; neither reaches the kernel.
+TEST(MountOptionsTest, AclAndNoacl) {
+  auto r = Parse({"/srv/s", "/mnt/x", "-o", "noacl"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->acl);
+  EXPECT_EQ(FuseMountOptionString(*r), "fsname=/srv/s,default_permissions");
+  r = Parse({"/srv/s", "/mnt/x", "-o", "noacl,acl"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->acl);
+  r = Parse({"/srv/s", "/mnt/x"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->acl);
+}
+
 TEST(MountOptionsTest, MountHelperStyle) {
   // mount.fuse3 passes one -o list; mount(8) and fstab add their own.
   auto r = Parse({"/srv/s,1", "/mnt/x", "-o",

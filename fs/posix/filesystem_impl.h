@@ -94,6 +94,9 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // Removes the file's security.capability xattr, if any, as a modification
   // of its data does on Linux. Takes xattr_mu: call with no io lock held.
   absl::Status DropCapabilities(Inode* inode);
+  // A read found no security.capability: marks the body (no_caps) if that
+  // still holds under xattr_mu. Takes xattr_mu.
+  void NoteNoCapabilities(Inode* inode);
   // Creates an inode of `mode` (type and permission bits) named `name` in
   // `parent`; the result carries one lookup reference.
   absl::StatusOr<InodeRef> CreateNode(const RequestContext& ctx, uint64_t parent, std::string_view name,

@@ -99,8 +99,18 @@ absl::StatusOr<std::string> Filesystem::GetXattr(uint64_t ino, std::string_view 
   Impl& s = *impl_;
   RFS_RETURN_IF_ERROR(ParseXattrName(name, s.options.acl).status());
   RFS_ASSIGN_OR_RETURN(InodeRef ref, s.Pin(ino));
+  // The kernel asks for security.capability before every write it caches
+  // (kernel_cache=true): answered from the body's mark once it is known.
+  const bool caps = name == kCapabilityXattr;
+  if (caps) {
+    std::lock_guard a(ref->attr_mu);
+    if (ref->body->no_caps) return ErrnoStatus(ENODATA);
+  }
   absl::StatusOr<std::string> v = s.meta->GetXattr(ino, name);
-  if (!v.ok() && absl::IsNotFound(v.status())) return ErrnoStatus(ENODATA);
+  if (!v.ok() && absl::IsNotFound(v.status())) {
+    if (caps) s.NoteNoCapabilities(ref.get());
+    return ErrnoStatus(ENODATA);
+  }
   return v;
 }
 
@@ -140,6 +150,16 @@ absl::Status Filesystem::RemoveXattr(const RequestContext& ctx, uint64_t ino, st
   storage::MetaStore::Batch batch;
   batch.DeleteXattr(ino, name);
   return s.Commit(batch, {ref.get()});
+}
+
+void Filesystem::Impl::NoteNoCapabilities(Inode* inode) {
+  // Read again under xattr_mu, which every change of the xattr holds from
+  // its read to its commit: an absence read outside it may be stale by now.
+  std::lock_guard l(xattr_mu);
+  absl::StatusOr<std::string> caps = meta->GetXattr(inode->ino, kCapabilityXattr);
+  if (!absl::IsNotFound(caps.status())) return;
+  std::lock_guard a(inode->attr_mu);
+  inode->body->no_caps = true;
 }
 
 absl::Status Filesystem::Impl::DropCapabilities(Inode* inode) {

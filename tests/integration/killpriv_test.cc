@@ -204,6 +204,33 @@ TEST_F(KillprivTest, ModificationRemovesCapability) {
   EXPECT_EQ(getxattr(f.c_str(), kCaps, nullptr, 0), -1);
 }
 
+// A file known to have no capability answers its reads without the store
+// (the kernel asks before every cached write); every change is seen at once.
+TEST_F(KillprivTest, CapabilityReadsFollowEveryChange) {
+  const std::string f = MakeFile("r", 0, 0, 0777);
+  auto caps_size = [&] {
+    errno = 0;
+    const ssize_t n = getxattr(f.c_str(), kCaps, nullptr, 0);
+    return n < 0 ? -errno : n;
+  };
+  const ssize_t full = sizeof kCapValue;
+  EXPECT_EQ(caps_size(), -ENODATA);
+  EXPECT_EQ(caps_size(), -ENODATA);  // from the mark the first read left
+  ASSERT_SYS_OK(setxattr(f.c_str(), kCaps, kCapValue, sizeof kCapValue, 0));
+  EXPECT_EQ(caps_size(), full) << "a capability set after an absent read is not seen";
+  ASSERT_SYS_OK(removexattr(f.c_str(), kCaps));
+  EXPECT_EQ(caps_size(), -ENODATA);
+  EXPECT_EQ(caps_size(), -ENODATA);
+  ASSERT_SYS_OK(setxattr(f.c_str(), kCaps, kCapValue, sizeof kCapValue, XATTR_CREATE));
+  EXPECT_EQ(caps_size(), full);
+  ASSERT_EQ(Modifications()[0].run(f), 0);  // a write drops it and marks the file
+  EXPECT_EQ(caps_size(), -ENODATA);
+  ASSERT_SYS_OK(setxattr(f.c_str(), kCaps, kCapValue, sizeof kCapValue, 0));
+  EXPECT_EQ(caps_size(), full);
+  Remount();
+  EXPECT_EQ(caps_size(), full);
+}
+
 // The dropped bits and capability are on disk, not only in memory.
 TEST_F(KillprivTest, ClearedBitsPersist) {
   const std::string f = MakeFile("p", 0, kTestGroup, 06776);

@@ -24,11 +24,11 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr uint32_t kWritebackScope = reclaim::kScopeNoFs | reclaim::kScopeMayUseReserve;
-// One batch of IO + one commit: a sixteenth of the budget, 4-16 MiB of 4 KiB
-// pages. Larger batches keep the disk busier and commit less often (a fresh
-// 1 GiB file written and fsync'd spent its fsync waiting between 4 MiB
-// batches), but every page of a batch stays unreclaimable until its commit,
-// so small budgets keep small batches.
+// One batch of IO + one commit: a sixteenth of the budget, clamped to
+// 1024-4096 pages (4-16 MiB of 4 KiB pages). Larger batches keep the disk
+// busier and commit less often (a fresh 1 GiB file written and fsync'd spent
+// its fsync waiting between 4 MiB batches), but every page of a batch stays
+// unreclaimable until its commit, so small budgets keep the smallest batch.
 constexpr size_t kMinPagesPerWrite = 1024;
 constexpr size_t kMaxPagesPerWrite = 4096;
 constexpr size_t kPageoutCluster = 256;     // pages written ahead of a pageout page

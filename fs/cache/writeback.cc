@@ -29,6 +29,9 @@ constexpr uint32_t kWritebackScope = reclaim::kScopeNoFs | reclaim::kScopeMayUse
 // busier and commit less often (a fresh 1 GiB file written and fsync'd spent
 // its fsync waiting between 4 MiB batches), but every page of a batch stays
 // unreclaimable until its commit, so small budgets keep the smallest batch.
+// Scattered pages (random writes) stop a batch at 1024 runs: no more IO
+// requests at once than a batch of the smallest size could make, so reads
+// do not queue behind larger bursts.
 constexpr size_t kMinPagesPerWrite = 1024;
 constexpr size_t kMaxPagesPerWrite = 4096;
 constexpr size_t kPageoutCluster = 256;     // pages written ahead of a pageout page
@@ -262,10 +265,13 @@ absl::Status Writeback::WriteFile(const std::shared_ptr<FileState>& fs, uint64_t
     std::vector<Page*> pages;
     {
       std::lock_guard<std::mutex> l(fs->mu);
+      size_t runs = 0;
       for (auto it = fs->pages.lower_bound(cursor);
            it != fs->pages.end() && it->first < end && pages.size() < batch; ++it) {
         Page* p = it->second;
         if (p->Test(kPageDirty) && !p->Test(kPageWriteback)) {
+          const bool new_run = pages.empty() || p->index != pages.back()->index + 1;
+          if (new_run && ++runs > kMinPagesPerWrite) break;
           p->Ref();
           pages.push_back(p);
         }

@@ -113,6 +113,34 @@ TEST(DataFile, SequentialWriteGetsOneExtent) {
   }
 }
 
+// Writeback batches are a sixteenth of the budget (here 4096 pages): a
+// sequential 8 MiB is one IO batch and one commit; scattered pages end a
+// batch at 1024 runs.
+TEST(DataFile, WritebackBatchesFollowTheBudgetAndStopAtManyRuns) {
+  EnvOptions o;
+  o.budget_bytes = 256ull << 20;
+  DataEnv env(o);
+  for (uint64_t off = 0; off < (8 << 20); off += 1 << 20) {
+    ASSERT_TRUE(env.Write(12, off, Pattern(12, off, 1 << 20)).ok());
+  }
+  int64_t commits = env.Stat("writeback_commits");
+  ASSERT_TRUE(env.data().Sync(12, false).ok());
+  EXPECT_EQ(env.Stat("writeback_commits") - commits, 1);
+
+  constexpr uint64_t kScattered = 1500;  // every other page: 1500 runs
+  for (uint64_t i = 0; i < kScattered; ++i) {
+    ASSERT_TRUE(env.Write(13, 2 * i * kPage, Pattern(13, 2 * i * kPage, kPage)).ok());
+  }
+  commits = env.Stat("writeback_commits");
+  ASSERT_TRUE(env.data().Sync(13, false).ok());
+  EXPECT_EQ(env.Stat("writeback_commits") - commits, 2);
+  EXPECT_EQ(env.Stat("pagecache_dirty"), 0);
+  env.Reopen();
+  for (uint64_t i = 0; i < kScattered; i += 97) {
+    ASSERT_EQ(env.Read(13, 2 * i * kPage, kPage), Pattern(13, 2 * i * kPage, kPage)) << i;
+  }
+}
+
 TEST(DataFile, TruncateFreesBlocksAndZeroesTail) {
   DataEnv env;
   ASSERT_TRUE(env.Write(5, 0, Pattern(5, 0, 1 << 20)).ok());

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 
 JOBS=${JOBS:-$(nproc)}
-UNIT_TESTS=(reclaim_tests storage_tests fs_data_tests fs_core_tests fs_config_tests fs_live_config_tests fs_prometheus_text_tests layering_tests)
-TSAN_TESTS=(reclaim_tests fs_data_tests fs_core_tests)
+UNIT_TESTS=(reclaim_tests storage_tests fs_data_tests fs_core_tests fs_namespace_locking_tests fs_config_tests fs_live_config_tests fs_prometheus_text_tests layering_tests)
+TSAN_TESTS=(reclaim_tests fs_data_tests fs_core_tests fs_namespace_locking_tests)
 
 configure() {  # dir, extra meson args...
   local dir=$1; shift
@@ -26,8 +26,8 @@ configure build-asan -Db_sanitize=address,undefined || build_failed=1
 configure build-tsan -Db_sanitize=thread || build_failed=1
 
 ninja -C build -j"$JOBS" || build_failed=1
-ninja -C build-asan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests storage/storage_tests fs/cache/fs_data_tests fs/posix/fs_core_tests fs/daemon/fs_config_tests fs/daemon/fs_live_config_tests fs/daemon/fs_prometheus_text_tests layering_tests) || build_failed=1
-ninja -C build-tsan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests fs/cache/fs_data_tests fs/posix/fs_core_tests) || build_failed=1
+ninja -C build-asan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests storage/storage_tests fs/cache/fs_data_tests fs/posix/fs_core_tests fs/posix/fs_namespace_locking_tests fs/daemon/fs_config_tests fs/daemon/fs_live_config_tests fs/daemon/fs_prometheus_text_tests layering_tests) || build_failed=1
+ninja -C build-tsan -j"$JOBS" $(printf 'tests/unit/%s ' reclaim/reclaim_tests fs/cache/fs_data_tests fs/posix/fs_core_tests fs/posix/fs_namespace_locking_tests) || build_failed=1
 
 # Leftover mounts from an interrupted run would make integration tests fail.
 grep -o ' /tmp/reclaimfs-[^ ]*' /proc/mounts 2>/dev/null | xargs -r -n1 umount -l 2>/dev/null

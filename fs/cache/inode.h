@@ -4,8 +4,9 @@
 // the cache reloads from the metadata store on demand.
 //
 // Owned by the InodeCache; any thread may use an inode while it holds a pin
-// (InodeRef). attr_mu is a leaf lock; io_mu is held across data IO, so
-// reclaim only try_locks it.
+// (InodeRef). ns_mu is the namespace lock (the POSIX layer's, like the
+// kernel's inode lock); attr_mu is a leaf lock; io_mu is held across data IO,
+// so reclaim only try_locks it.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,10 @@ class Inode {
 
   const uint64_t ino;
 
+  // The namespace lock: held, across the commit, by operations that change
+  // the names in this directory or the links of this inode. Taken parents
+  // before children (see fs/posix/namespace_ops.cc); reclaim never takes it.
+  std::mutex ns_mu;
   // A leaf lock: guards the body's fields. Never held across IO, a commit, a
   // memory charge or a call into FileData.
   std::mutex attr_mu;

@@ -75,6 +75,10 @@ absl::Status Filesystem::Impl::SetAcl(const RequestContext& ctx, Inode* inode, s
     return acl.empty() ? absl::OkStatus() : ErrnoStatus(EACCES, "default ACL on a non-directory");
   }
 
+  // A create reads its parent's default ACL under the parent's namespace
+  // lock, held to its commit: a change of that ACL waits for it.
+  std::unique_lock<std::mutex> dir_lock;
+  if (is_default) dir_lock = std::unique_lock(inode->ns_mu);
   std::lock_guard l(xattr_mu);
   if (is_default) {
     std::lock_guard a(inode->attr_mu);

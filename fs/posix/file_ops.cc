@@ -156,12 +156,11 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(parent));
   InodeRef ref;
   {
-    std::lock_guard ns(s.ns_mu);
+    std::lock_guard ns(dir->ns_mu);
     const InodeRecord prec = Impl::Rec(dir.get());
     if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
     RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, prec, W_OK | X_OK));
     RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
-    std::lock_guard x(s.xattr_mu);
     RFS_ASSIGN_OR_RETURN(const Impl::NewNode plan, s.PlanNewNode(ctx, dir.get(), prec, S_IFREG, mode & 07777));
     const NewOwnership& own = plan.own;
     InodeRecord rec;
@@ -174,11 +173,11 @@ absl::StatusOr<std::pair<Attributes, OpenFile>> Filesystem::Tmpfile(const Reques
     // Nameless from birth: an orphan, so a crash frees it (ReplayOrphans).
     // The directory is not changed.
     storage::MetaStore::Batch batch;
-    rec.generation = s.NewGeneration(&batch);
+    rec.generation = s.NewGeneration();
     batch.PutInode(rec);
     if (!plan.access.empty()) batch.PutXattr(rec.ino, kAclAccessXattr, EncodeAcl(plan.access));
     batch.AddOrphan(rec.ino);
-    RFS_RETURN_IF_ERROR(s.Commit(batch, {}));
+    RFS_RETURN_IF_ERROR(s.CommitNewInode(batch, {}));
     ref = s.cache->Install(rec);
     s.MarkNewBody(ref.get(), /*no_default_acl=*/true);
     s.inode_count.fetch_add(1, std::memory_order_relaxed);

@@ -257,11 +257,23 @@ Attributes Filesystem::Impl::AttrsOf(Inode* inode) {
 
 absl::Status Filesystem::Impl::Commit(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes, bool sync,
                                       bool after_writeback) {
+  return CommitRecords(batch, std::move(inodes), sync, /*generation_mark=*/false);
+}
+
+absl::Status Filesystem::Impl::CommitNewInode(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes) {
+  return CommitRecords(batch, std::move(inodes), /*sync=*/false, /*generation_mark=*/true);
+}
+
+absl::Status Filesystem::Impl::CommitRecords(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes, bool sync,
+                                             bool generation_mark) {
   std::sort(inodes.begin(), inodes.end());
   inodes.erase(std::unique(inodes.begin(), inodes.end()), inodes.end());
   inodes.erase(std::remove(inodes.begin(), inodes.end(), nullptr), inodes.end());
   std::vector<uint64_t> versions(inodes.size());
   absl::Status s = meta->Commit(batch, sync, [&](storage::MetaStore::Batch& b) {
+    // Creates commit concurrently (one directory each): the mark is read
+    // here, in commit order, so a later commit never lowers it.
+    if (generation_mark) b.PutNextGeneration(next_generation.load(std::memory_order_relaxed));
     for (size_t i = 0; i < inodes.size(); ++i) {
       std::lock_guard a(inodes[i]->attr_mu);
       b.PutInode(inodes[i]->body->rec);
@@ -302,14 +314,12 @@ absl::Status Filesystem::Impl::PersistAllDirty(bool after_writeback) {
   return absl::OkStatus();
 }
 
-uint64_t Filesystem::Impl::NewGeneration(storage::MetaStore::Batch* batch) {
+uint64_t Filesystem::Impl::NewGeneration() {
   // Inode numbers are reused after a remount (the highest one, deleted);
   // the kernel tells a stale file handle by (node id, generation), so a
   // generation is never handed out twice: the mark goes into the batch
-  // that creates the inode.
-  const uint64_t gen = next_generation.fetch_add(1, std::memory_order_relaxed);
-  batch->PutNextGeneration(gen + 1);
-  return gen;
+  // that creates the inode (CommitNewInode).
+  return next_generation.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Filesystem::Impl::AddInodeRecord(uint64_t ino, storage::MetaStore::Batch* batch) {

@@ -4,13 +4,18 @@
 // Filesystem's (filesystem.h), plus the eviction thread running EvictWork.
 //
 // Locking, outermost first:
-//   ns_mu (directory-modifying operations, held across their commit)
+//   rename_mu (cross-directory renames, one at a time)
+//   -> Inode::ns_mu of directories, parents before children (names added or
+//      removed, held across the commit; see namespace_ops.cc)
+//   -> Inode::ns_mu of the inodes whose links change (victim, link source,
+//      rename source and target), in inode-number order
 //   -> xattr_mu (xattr changes, held across their commit)
 //   -> Inode::io_mu (held across data IO; reclaim only try_locks it)
 //   -> MetaStore commit lock -> InodeCache mutex -> Inode::attr_mu (leaf).
 // tmpfile_mu is a leaf too: held only to test or change the tmpfile set.
 // Memory is charged only with none of these held, except the few hundred
-// bytes of an inode body loaded under ns_mu, which are force-charged.
+// bytes of an inode body loaded under a namespace lock, which are
+// force-charged.
 #pragma once
 
 #include <atomic>
@@ -86,6 +91,11 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // either way records reach the store in the order they changed.
   absl::Status Commit(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes, bool sync = false,
                       bool after_writeback = false);
+  // Commit of a batch that creates an inode: adds the generation high-water
+  // mark, read under the commit lock, so marks reach the store in order.
+  absl::Status CommitNewInode(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes);
+  absl::Status CommitRecords(storage::MetaStore::Batch& batch, std::vector<Inode*> inodes, bool sync,
+                             bool generation_mark);
   absl::Status PersistIfDirty(Inode* inode, bool sync, bool after_writeback = false);
   absl::Status PersistAllDirty(bool after_writeback);
   // With the io lock held exclusive: sets the size, truncating data, and
@@ -108,7 +118,8 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // POSIX ACLs (acl_ops.cc). The stored ACL `name` of ino, empty when none.
   absl::StatusOr<Acl> LoadAcl(uint64_t ino, std::string_view name);
   // The default ACL of a pinned directory, remembering in its body that it
-  // has none (SetAcl forgets that). Call with xattr_mu held.
+  // has none (SetAcl forgets that). Call with the directory's ns_mu held,
+  // which a change of its default ACL takes too.
   absl::StatusOr<Acl> LoadDefaultAcl(Inode* dir);
   // A node just created has no xattrs but its inherited ACLs: writes need
   // not look for security.capability, creates in it for a default ACL
@@ -128,8 +139,8 @@ struct Filesystem::Impl final : public InodeRecordSource {
   // and the access ACL it inherits: a default ACL on the parent replaces the
   // umask, and the node's access ACL is that default narrowed by the
   // requested mode (Linux posix_acl_create); new directories inherit the
-  // default itself as well. Hold xattr_mu until the node's commit, so the
-  // parent's ACL stays as read.
+  // default itself as well. Hold the parent's ns_mu until the node's
+  // commit, so the parent's default ACL stays as read.
   struct NewNode {
     NewOwnership own;
     Acl access;          // to store with the node; empty: none
@@ -146,9 +157,9 @@ struct Filesystem::Impl final : public InodeRecordSource {
   void TouchAtime(Inode* inode);
   // Is `ancestor` the directory `dir` or one of its ancestors?
   absl::StatusOr<bool> IsAncestorOrSelf(uint64_t ancestor, uint64_t dir);
-  // A generation for a new inode; adds the raised high-water mark to the
-  // batch that creates it. Called under ns_mu, so marks commit in order.
-  uint64_t NewGeneration(storage::MetaStore::Batch* batch);
+  // A generation for a new inode; its batch is committed with
+  // CommitNewInode, which persists the raised high-water mark.
+  uint64_t NewGeneration();
 
   // Eviction and deallocation.
   EvictQueue::Outcome EvictWork(uint64_t ino, bool final_pass);
@@ -182,9 +193,10 @@ struct Filesystem::Impl final : public InodeRecordSource {
   bool shrinker_registered = false;
 
   HandleTable handles;
-  // Coarse: directory-modifying operations run one at a time. Lookups,
-  // readdir, attribute changes and data IO do not take it.
-  std::mutex ns_mu;
+  // Cross-directory renames run one at a time, so the tree's shape (which
+  // directory is an ancestor of which) holds while one locks two parents.
+  // Everything else changing names takes only Inode::ns_mu locks.
+  std::mutex rename_mu;
   std::mutex xattr_mu;
   std::atomic<bool> read_only;
 

@@ -1,8 +1,19 @@
 // Namespace operations: lookup and forget, creating and removing names, hard
-// links, rename, and directory listing. Directory-modifying operations hold
-// ns_mu across their commit; they pin the parent directories (loading them
-// with reclaim allowed) before taking it, and anything loaded under it is
-// force-charged.
+// links, rename, and directory listing.
+//
+// Locking follows the kernel's: an operation holds the namespace lock
+// (Inode::ns_mu) of each directory whose names it changes and of each inode
+// whose links it changes, across its commit. Directories are locked before
+// the inodes in them, an ancestor before its descendants; two inodes of which
+// neither is an ancestor of the other go in inode-number order. Only a
+// cross-directory rename locks two directories, and it holds rename_mu
+// first, so no other operation changes which directory is above which while
+// it looks. A directory that would be locked after one of its descendants
+// (rename into its own subtree, or over an ancestor of the source) is
+// refused before that lock is taken. Operations pin what they lock (loading
+// with reclaim allowed) before taking the locks where they can; anything
+// loaded under one is force-charged. Lookups, readdir, attribute changes and
+// data IO take none of these.
 #include <cstdio>  // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -10,9 +21,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
@@ -34,6 +48,28 @@ absl::Status NotFoundAs(const absl::Status& s, int err) {
 }
 
 constexpr uint64_t kFirstCookie = 3;  // 1 and 2 are "." and ".."
+
+// The namespace locks one operation holds, released together. The caller
+// locks in the order above; an inode met twice is locked once.
+class NamespaceLocks {
+ public:
+  void Lock(Inode* inode) {
+    if (inode == nullptr) return;
+    for (const auto& held : held_) {
+      if (held.mutex() == &inode->ns_mu) return;
+    }
+    held_.emplace_back(inode->ns_mu);
+  }
+  // Two inodes neither of which is an ancestor of the other.
+  void LockInInoOrder(Inode* a, Inode* b) {
+    if (a != nullptr && b != nullptr && b->ino < a->ino) std::swap(a, b);
+    Lock(a);
+    Lock(b);
+  }
+
+ private:
+  absl::InlinedVector<std::unique_lock<std::mutex>, 4> held_;
+};
 
 }  // namespace
 
@@ -102,7 +138,7 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   RFS_ASSIGN_OR_RETURN(InodeRef dir, PinDir(parent));
   const uint32_t type = mode & S_IFMT;
 
-  std::lock_guard ns(ns_mu);
+  std::lock_guard ns(dir->ns_mu);
   const InodeRecord prec = Rec(dir.get());
   if (prec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
   RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
@@ -112,7 +148,6 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
   RFS_RETURN_IF_ERROR(CheckDirMayAdd(prec));
   if (S_ISDIR(type) && prec.nlink >= kLinkMax) return ErrnoStatus(EMLINK);
 
-  std::lock_guard x(xattr_mu);
   RFS_ASSIGN_OR_RETURN(const NewNode plan, PlanNewNode(ctx, dir.get(), prec, type, mode & 07777));
   const NewOwnership& own = plan.own;
   const Acl& access = plan.access;
@@ -138,14 +173,14 @@ absl::StatusOr<InodeRef> Filesystem::Impl::CreateNode(const RequestContext& ctx,
     if (S_ISDIR(type)) ++p.nlink;
   });
   storage::MetaStore::Batch batch;
-  rec.generation = NewGeneration(&batch);
+  rec.generation = NewGeneration();
   batch.PutInode(rec);
   batch.PutDentry(parent, name, DirEntry{rec.ino, type, cookie});
   if (!access.empty()) batch.PutXattr(rec.ino, kAclAccessXattr, EncodeAcl(access));
   if (S_ISDIR(type) && !parent_default.empty()) {
     batch.PutXattr(rec.ino, kAclDefaultXattr, EncodeAcl(parent_default));
   }
-  if (absl::Status s = Commit(batch, {dir.get()}); !s.ok()) {
+  if (absl::Status s = CommitNewInode(batch, {dir.get()}); !s.ok()) {
     RestoreLinks(dir.get(), prec);
     return s;
   }
@@ -168,12 +203,15 @@ absl::Status Filesystem::Impl::RemoveName(const RequestContext& ctx, uint64_t pa
 
   uint64_t dealloc = 0;
   {
-    std::lock_guard ns(ns_mu);
+    std::lock_guard ns(dir->ns_mu);
     const InodeRecord prec = Rec(dir.get());
     RFS_RETURN_IF_ERROR(CheckPerm(ctx, prec, W_OK | X_OK));
     absl::StatusOr<DirEntry> d = meta->GetDentry(parent, name);
     if (!d.ok()) return NotFoundAs(d.status(), ENOENT);
     RFS_ASSIGN_OR_RETURN(InodeRef victim, Pin(d->ino, ChargeMode::kNoReclaim));
+    // The victim's links change (a link elsewhere may race), and an rmdir
+    // must see its directory stay empty: a create in it takes this lock.
+    std::lock_guard vns(victim->ns_mu);
     const InodeRecord vrec = Rec(victim.get());
     // Who may remove comes first, as in Linux's may_delete: EPERM for a
     // protected name even when the directory is not empty.
@@ -312,12 +350,14 @@ absl::StatusOr<Attributes> Filesystem::Link(const RequestContext& ctx, uint64_t 
   RFS_RETURN_IF_ERROR(ValidateName(new_name));
   if (IsDotOrDotDot(new_name)) return ErrnoStatus(EEXIST);
   RFS_ASSIGN_OR_RETURN(InodeRef src, s.Pin(ino));
+  // Before any lock: a directory's lock may not follow its descendant's.
+  if (S_ISDIR(Impl::Rec(src.get()).mode)) return ErrnoStatus(EPERM, "hard link to a directory");
   RFS_ASSIGN_OR_RETURN(InodeRef dir, s.PinDir(new_parent));
   {
-    std::lock_guard ns(s.ns_mu);
+    std::lock_guard ns(dir->ns_mu);
+    std::lock_guard sns(src->ns_mu);
     const InodeRecord srec = Impl::Rec(src.get());
     const InodeRecord prec = Impl::Rec(dir.get());
-    if (S_ISDIR(srec.mode)) return ErrnoStatus(EPERM, "hard link to a directory");
     bool tmpfile = false;
     if (srec.nlink == 0) {
       std::lock_guard t(s.tmpfile_mu);
@@ -397,7 +437,24 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
 
   uint64_t dealloc = 0;
   {
-    std::lock_guard ns(s.ns_mu);
+    NamespaceLocks locks;
+    std::unique_lock<std::mutex> renaming;
+    if (cross) {
+      renaming = std::unique_lock(s.rename_mu);
+      RFS_ASSIGN_OR_RETURN(const bool q_above, s.IsAncestorOrSelf(new_parent, parent));
+      RFS_ASSIGN_OR_RETURN(const bool p_above, s.IsAncestorOrSelf(parent, new_parent));
+      if (q_above) {
+        locks.Lock(qdir.get());
+        locks.Lock(pdir.get());
+      } else if (p_above) {
+        locks.Lock(pdir.get());
+        locks.Lock(qdir.get());
+      } else {
+        locks.LockInInoOrder(pdir.get(), qdir.get());
+      }
+    } else {
+      locks.Lock(pdir.get());
+    }
     const InodeRecord prec = Impl::Rec(pdir.get());
     const InodeRecord qrec = Impl::Rec(qdir.get());
     if (qrec.nlink == 0) return ErrnoStatus(ENOENT, "directory was removed");
@@ -420,6 +477,24 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     if (tgt) {
       RFS_ASSIGN_OR_RETURN(tref, s.Pin(tgt->ino, ChargeMode::kNoReclaim));
     }
+    if (cross) {
+      // A directory must not move into its own subtree, nor replace one of
+      // the source's ancestors; either way its lock would come after a
+      // descendant's, so this is settled before the children are locked.
+      if (S_ISDIR(src->type)) {
+        RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(src->ino, new_parent));
+        if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
+      }
+      if (tgt && S_ISDIR(tgt->type)) {
+        RFS_ASSIGN_OR_RETURN(bool above, s.IsAncestorOrSelf(tgt->ino, parent));
+        if (above && exchange) return ErrnoStatus(EINVAL, "rename of a directory into itself");
+        if (above) return ErrnoStatus(ENOTEMPTY);
+      }
+    }
+    // The source and target are in the parents locked above; neither is an
+    // ancestor of the other. (Declared after their pins: unlocked first.)
+    NamespaceLocks child_locks;
+    child_locks.LockInInoOrder(sref.get(), tref.get());
     const InodeRecord srec = Impl::Rec(sref.get());
     const InodeRecord trec = tref ? Impl::Rec(tref.get()) : InodeRecord();
     RFS_RETURN_IF_ERROR(CheckSticky(ctx, prec, srec));
@@ -447,18 +522,10 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
       }
     }
     if (cross) {
-      // A directory must not move into its own subtree; moving it to
-      // another parent rewrites its "..", which needs write access to it.
-      if (sdir) {
-        RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(src->ino, new_parent));
-        if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
-        RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, srec, W_OK));
-      }
-      if (exchange && tdir) {
-        RFS_ASSIGN_OR_RETURN(bool loop, s.IsAncestorOrSelf(tgt->ino, parent));
-        if (loop) return ErrnoStatus(EINVAL, "rename of a directory into itself");
-        RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, trec, W_OK));
-      }
+      // Moving a directory to another parent rewrites its "..", which needs
+      // write access to it.
+      if (sdir) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, srec, W_OK));
+      if (exchange && tdir) RFS_RETURN_IF_ERROR(s.CheckPerm(ctx, trec, W_OK));
       const int q_gain = (sdir ? 1 : 0) - (tdir ? 1 : 0);
       const int p_gain = (exchange && tdir ? 1 : 0) - (sdir ? 1 : 0);
       if ((q_gain > 0 && qrec.nlink >= kLinkMax) || (p_gain > 0 && prec.nlink >= kLinkMax)) {
@@ -486,7 +553,7 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
       w.gid = own.gid;
       w.nlink = 1;
       w.rdev = 0;
-      w.generation = s.NewGeneration(&batch);
+      w.generation = s.NewGeneration();
       w.atime = w.mtime = w.ctime = w.btime = now;
       batch.PutInode(w);
       batch.PutDentry(parent, name, DirEntry{w.ino, S_IFCHR, src->cookie});
@@ -525,7 +592,9 @@ absl::Status Filesystem::Rename(const RequestContext& ctx, uint64_t parent, std:
     Impl::Mutate(pdir.get(), [&](InodeRecord& r) { r.mtime = r.ctime = now; });
     if (cross) Impl::Mutate(qdir.get(), [&](InodeRecord& r) { r.mtime = r.ctime = now; });
 
-    if (absl::Status st = s.Commit(batch, {pdir.get(), qdir.get(), sref.get(), tref.get()}); !st.ok()) {
+    std::vector<Inode*> changed = {pdir.get(), qdir.get(), sref.get(), tref.get()};
+    absl::Status st = whiteout ? s.CommitNewInode(batch, std::move(changed)) : s.Commit(batch, std::move(changed));
+    if (!st.ok()) {
       Impl::RestoreLinks(pdir.get(), prec);
       Impl::RestoreLinks(qdir.get(), qrec);
       Impl::RestoreLinks(sref.get(), srec);

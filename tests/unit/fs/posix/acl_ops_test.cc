@@ -15,6 +15,7 @@
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/posix_acl.h"
+#include "store_fixture.h"
 #include "gtest/gtest.h"
 #include "storage/meta_store.h"
 
@@ -34,40 +35,14 @@ std::string NamedUserAcl() {
                     E(ACL_OTHER, 0)});
 }
 
-class AclOpsTest : public ::testing::Test {
+class AclOpsTest : public StoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/reclaimfs_acl_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    storage::MkfsOptions mk;
-    mk.size_bytes = 64ull << 20;
-    ASSERT_TRUE(storage::MakeStore(dir_ + "/store", mk).ok());
-    options_.store_dir = dir_ + "/store";
-    options_.memory.budget_bytes = 32ull << 20;
-    options_.meta.lock_wait_ms = 2000;
+    StoreTest::SetUp();
     root_.umask = 022;
     owner_.uid = 1000;
     owner_.gid = 1000;
     owner_.umask = 022;
-    Mount();
-  }
-  void TearDown() override {
-    if (fs_) {
-      EXPECT_TRUE(fs_->Shutdown().ok());
-    }
-    fs_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  void Mount() {
-    auto r = Filesystem::Open(options_);
-    ASSERT_TRUE(r.ok()) << r.status();
-    fs_ = std::move(*r);
-  }
-  void Remount() {
-    ASSERT_TRUE(fs_->Shutdown().ok());
-    fs_.reset();
     Mount();
   }
   Attributes MakeFile(uint64_t parent, const std::string& name, uint32_t mode, const RequestContext& ctx) {
@@ -90,9 +65,6 @@ class AclOpsTest : public ::testing::Test {
     return acl.ok() ? *acl : Acl{};
   }
 
-  std::string dir_;
-  FilesystemOptions options_;
-  std::unique_ptr<Filesystem> fs_;
   RequestContext root_;
   RequestContext owner_;
 };

@@ -12,7 +12,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -23,6 +22,7 @@
 
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
+#include "store_fixture.h"
 #include "gtest/gtest.h"
 #include "reclaim/memory_manager.h"
 #include "storage/meta_store.h"
@@ -35,41 +35,12 @@ using namespace std::chrono_literals;
 
 constexpr uint64_t kRoot = 1;
 
-class NamespaceLockingTest : public ::testing::Test {
+class NamespaceLockingTest : public StoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/reclaimfs_nslock_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    store_ = dir_ + "/store";
-    storage::MkfsOptions mk;
-    mk.size_bytes = 64ull << 20;
-    ASSERT_TRUE(storage::MakeStore(store_, mk).ok());
-    options_.store_dir = store_;
-    options_.memory.budget_bytes = 32ull << 20;
-    options_.meta.lock_wait_ms = 2000;
+    StoreTest::SetUp();
     root_.umask = 0;
     Mount();
-  }
-
-  void TearDown() override {
-    if (fs_) {
-      EXPECT_TRUE(fs_->Shutdown().ok());
-    }
-    fs_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  void Mount() {
-    auto r = Filesystem::Open(options_);
-    ASSERT_TRUE(r.ok()) << r.status();
-    fs_ = std::move(*r);
-  }
-
-  void Unmount() {
-    ASSERT_TRUE(fs_->Shutdown().ok());
-    fs_.reset();
   }
 
   uint64_t MakeDir(uint64_t parent, const std::string& name) {
@@ -99,10 +70,7 @@ class NamespaceLockingTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_, store_;
-  FilesystemOptions options_;
   RequestContext root_;
-  std::unique_ptr<Filesystem> fs_;
 };
 
 // Aborts the test binary if `done` is not set within the bound: a deadlock

@@ -23,14 +23,13 @@
 #include <cerrno>
 #include <mutex>
 #include <optional>
-#include <utility>
 #include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "fs/cache/errno_status.h"
 #include "fs/posix/filesystem.h"
 #include "fs/posix/filesystem_impl.h"
 #include "fs/posix/inode_flags.h"
+#include "fs/posix/namespace_locks.h"
 #include "fs/posix/permissions.h"
 #include "fs/posix/posix_acl.h"
 #include "fs/posix/status_macros.h"
@@ -48,28 +47,6 @@ absl::Status NotFoundAs(const absl::Status& s, int err) {
 }
 
 constexpr uint64_t kFirstCookie = 3;  // 1 and 2 are "." and ".."
-
-// The namespace locks one operation holds, released together. The caller
-// locks in the order above; an inode met twice is locked once.
-class NamespaceLocks {
- public:
-  void Lock(Inode* inode) {
-    if (inode == nullptr) return;
-    for (const auto& held : held_) {
-      if (held.mutex() == &inode->ns_mu) return;
-    }
-    held_.emplace_back(inode->ns_mu);
-  }
-  // Two inodes neither of which is an ancestor of the other.
-  void LockInInoOrder(Inode* a, Inode* b) {
-    if (a != nullptr && b != nullptr && b->ino < a->ino) std::swap(a, b);
-    Lock(a);
-    Lock(b);
-  }
-
- private:
-  absl::InlinedVector<std::unique_lock<std::mutex>, 4> held_;
-};
 
 }  // namespace
 

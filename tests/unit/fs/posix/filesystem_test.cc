@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "storage/allocator.h"
 #include "storage/meta_store.h"
+#include "store_fixture.h"
 
 namespace reclaimfs::fs {
 namespace {
@@ -108,19 +109,10 @@ int Cmp(const storage::Timespec& a, const storage::Timespec& b) {
   return 0;
 }
 
-class FilesystemTest : public ::testing::Test {
+class FilesystemTest : public StoreTest {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/reclaimfs_core_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    store_ = dir_ + "/store";
-    storage::MkfsOptions mk;
-    mk.size_bytes = 64ull << 20;
-    ASSERT_OK(storage::MakeStore(store_, mk));
-    options_.store_dir = store_;
-    options_.memory.budget_bytes = 32ull << 20;
-    options_.meta.lock_wait_ms = 2000;
+    StoreTest::SetUp();
     user_.uid = 1000;
     user_.gid = 1000;
     user_.umask = 0;
@@ -128,25 +120,6 @@ class FilesystemTest : public ::testing::Test {
     other_.gid = 1001;
     other_.umask = 0;
     root_.umask = 0;
-    Mount();
-  }
-
-  void TearDown() override {
-    if (fs_) EXPECT_OK(fs_->Shutdown());
-    fs_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  void Mount() {
-    auto r = Filesystem::Open(options_);
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    fs_ = std::move(*r);
-  }
-
-  void Remount() {
-    ASSERT_OK(fs_->Shutdown());
-    fs_.reset();
     Mount();
   }
 
@@ -219,9 +192,6 @@ class FilesystemTest : public ::testing::Test {
     return buf;
   }
 
-  std::string dir_, store_;
-  FilesystemOptions options_;
-  std::unique_ptr<Filesystem> fs_;
   RequestContext root_, user_, other_;
 };
 

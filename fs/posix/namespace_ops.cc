@@ -6,8 +6,9 @@
 // whose links it changes, across its commit. Directories are locked before
 // the inodes in them, an ancestor before its descendants; two inodes of which
 // neither is an ancestor of the other go in inode-number order. Only a
-// cross-directory rename locks two directories, and it holds rename_mu
-// first, so no other operation changes which directory is above which while
+// cross-directory rename locks two directories as parents (an rmdir, or a
+// rename of a directory, also locks that one as a child), and it holds
+// rename_mu first, so no other operation changes which directory is above which while
 // it looks. A directory that would be locked after one of its descendants
 // (rename into its own subtree, or over an ancestor of the source) is
 // refused before that lock is taken. Operations pin what they lock (loading
